@@ -77,3 +77,19 @@ test('bad options and files are reported as typed errors with exit code 1', asyn
   expect(missing.exitCode).toBe(1);
   expect(missing.stderr).toMatch(/IO_ERROR/);
 });
+
+test('DEEPMLA_PROFILE=1 prints where the time went, per op, when the context goes away', () => {
+  // A child process: the profile is read from the environment when a context is created.
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+  const model = fixturePath('models/v3-split.q6_0.gguf');
+  const args = [cli, 'bench', model, '--pp', '16', '--tg', '2', '--reps', '1', '--threads', '2'];
+  const profiled = spawnSync(process.execPath, args, { env: { ...process.env, DEEPMLA_PROFILE: '1' }, encoding: 'utf8' });
+  expect(profiled.status).toBe(0);
+  expect(profiled.stderr).toMatch(/deepmla profile: [\d.]+ s in ops/);
+  expect(profiled.stderr).toMatch(/^ +[\d.]+ +\d+ +[\d.]+ +pp matmul output$/m);
+  expect(profiled.stderr).toMatch(/^ +[\d.]+ +\d+ +[\d.]+ +tg matmul output$/m);
+  const plain = spawnSync(process.execPath, args, { env: { ...process.env, DEEPMLA_PROFILE: '' }, encoding: 'utf8' });
+  expect(plain.status).toBe(0);
+  expect(plain.stderr).not.toContain('deepmla profile');
+});

@@ -49,6 +49,30 @@ export interface SynthesizeOptions {
   name?: string;
   /** Called before each tensor is generated. */
   onTensor?: (progress: SynthProgress) => void;
+  /**
+   * Trained weights instead of random ones: the float32 values of a tensor by its name and
+   * GGUF shape (innermost first), in the legacy layout (attn_kv_b; the split form is derived
+   * from it). Norms and the router are written F32, every other matrix as `type`.
+   */
+  weights?: (name: string, shape: readonly number[]) => Float32Array;
+  /** A real vocabulary instead of the placeholder byte vocab (its size must be nVocab). */
+  vocab?: SynthVocab;
+  /** context_length. Default 163840 (V2-Lite). */
+  contextLength?: number;
+  /** V2-Lite's YaRN rope scaling (default true); false writes no rope.scaling keys. */
+  ropeScaling?: boolean;
+}
+
+/** A byte-level BPE vocabulary (`tokenizer.ggml.model` "gpt2"). */
+export interface SynthVocab {
+  /** tokenizer.ggml.pre */
+  pre: string;
+  tokens: readonly string[];
+  /** llama_token_type per token: 1 normal, 3 control, ... */
+  types: readonly number[];
+  merges: readonly string[];
+  bosId: number;
+  eosId: number;
 }
 
 export interface SynthProgress {
@@ -135,6 +159,13 @@ interface TensorPlan {
   values: (start: number, out: Float32Array) => void;
 }
 
+/** Values [start, start + out.length) of a tensor given whole. */
+function givenValues(values: Float32Array, name: string, shape: readonly number[]): TensorPlan['values'] {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (values.length !== count) throw invalidOption(`weights('${name}')`, `${count} values for shape [${shape.join(', ')}]`, values.length);
+  return (start, out) => out.set(values.subarray(start, start + out.length));
+}
+
 /** Uniform in ±1/sqrt(fan_in), fan_in = shape[0]: activations keep their scale through each matmul. */
 function randomValues(seed: number, name: string, fanIn: number): TensorPlan['values'] {
   const scale = 1 / Math.sqrt(fanIn);
@@ -187,14 +218,19 @@ function checkCount(name: string, value: number, min: number, multipleOf = 1): v
 }
 
 /** The tensors of the model, in the order llama.cpp's converter writes them. */
-function planTensors(o: Required<Omit<SynthesizeOptions, 'qLoraRank' | 'onTensor' | 'name'>> & { qLoraRank?: number }): TensorPlan[] {
+type PlanOptions = Required<Omit<SynthesizeOptions, 'qLoraRank' | 'onTensor' | 'name' | 'weights' | 'vocab'>> &
+  Pick<SynthesizeOptions, 'qLoraRank' | 'weights'>;
+
+function planTensors(o: PlanOptions): TensorPlan[] {
   const { type, seed, nEmbd, nHead, nVocab } = o;
   const plans: TensorPlan[] = [];
   const matrix = (name: string, shape: number[], tensorType: WeightType = type): void => {
-    plans.push({ name, type: tensorType, shape, values: randomValues(seed, name, shape[0]!) });
+    const values = o.weights ? givenValues(o.weights(name, shape), name, shape) : randomValues(seed, name, shape[0]!);
+    plans.push({ name, type: tensorType, shape, values });
   };
   const norm = (name: string, length: number): void => {
-    plans.push({ name, type: 'F32', shape: [length], values: constantValues(1) });
+    const values = o.weights ? givenValues(o.weights(name, [length]), name, [length]) : constantValues(1);
+    plans.push({ name, type: 'F32', shape: [length], values });
   };
 
   matrix('token_embd.weight', [nEmbd, nVocab]);
@@ -243,12 +279,13 @@ function planTensors(o: Required<Omit<SynthesizeOptions, 'qLoraRank' | 'onTensor
  * [nHead, nope+v, kvLoraRank]; k_b = its first nope rows per head, transposed
  * ({nope, kvLoraRank, nHead}); v_b = the last v rows ({kvLoraRank, v, nHead}).
  */
-function kvB(o: { type: WeightType; seed: number; nHead: number; layout: SynthLayout }, p: string): TensorPlan[] {
+function kvB(o: Pick<PlanOptions, 'type' | 'seed' | 'nHead' | 'layout' | 'weights'>, p: string): TensorPlan[] {
   const legacyName = `${p}attn_kv_b.weight`;
   const rows = o.nHead * (nopeDim + vHeadDim);
   const full = (): Float32Array => {
     const values = new Float32Array(kvLoraRank * rows); // [rows][kvLoraRank]: 4 MiB at V2-Lite's size
-    randomValues(o.seed, legacyName, kvLoraRank)(0, values);
+    if (o.weights) givenValues(o.weights(legacyName, [kvLoraRank, rows]), legacyName, [kvLoraRank, rows])(0, values);
+    else randomValues(o.seed, legacyName, kvLoraRank)(0, values);
     return values;
   };
   if (o.layout === 'legacy') {
@@ -278,6 +315,19 @@ function kvB(o: { type: WeightType; seed: number; nHead: number; layout: SynthLa
     { name: `${p}attn_k_b.weight`, type: o.type, shape: [nopeDim, kvLoraRank, o.nHead], values: kB },
     { name: `${p}attn_v_b.weight`, type: o.type, shape: [kvLoraRank, vHeadDim, o.nHead], values: vB },
   ];
+}
+
+function addVocab(writer: GgufWriter, vocab: SynthVocab): void {
+  writer.addString('tokenizer.ggml.model', 'gpt2');
+  writer.addString('tokenizer.ggml.pre', vocab.pre);
+  writer.addArray('tokenizer.ggml.tokens', 'string', [...vocab.tokens]);
+  writer.addArray('tokenizer.ggml.token_type', 'int32', [...vocab.types]);
+  writer.addArray('tokenizer.ggml.merges', 'string', [...vocab.merges]);
+  writer.addUint32('tokenizer.ggml.bos_token_id', vocab.bosId);
+  writer.addUint32('tokenizer.ggml.eos_token_id', vocab.eosId);
+  writer.addUint32('tokenizer.ggml.padding_token_id', vocab.eosId);
+  writer.addBool('tokenizer.ggml.add_bos_token', true);
+  writer.addBool('tokenizer.ggml.add_eos_token', false);
 }
 
 /** A byte-level BPE vocab: the 256 byte characters, then `<tN>`, BOS and EOS as control tokens. */
@@ -313,8 +363,10 @@ export async function synthesizeModel(path: string, options: SynthesizeOptions =
     type: 'Q8_0' as WeightType,
     seed: 1,
     layout: 'legacy' as SynthLayout,
+    contextLength,
+    ropeScaling: true,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
-  } as Required<Omit<SynthesizeOptions, 'qLoraRank' | 'onTensor' | 'name'>> & Pick<SynthesizeOptions, 'qLoraRank' | 'onTensor' | 'name'>;
+  } as PlanOptions & Pick<SynthesizeOptions, 'onTensor' | 'name' | 'vocab'>;
   if (typeof path !== 'string' || path === '') throw invalidOption('path', 'a non-empty string', path);
   if (!weightTypes.includes(o.type)) throw invalidOption('type', weightTypes.join(' | '), o.type);
   if (o.layout !== 'legacy' && o.layout !== 'split') throw invalidOption('layout', "'legacy' or 'split'", o.layout);
@@ -335,6 +387,8 @@ export async function synthesizeModel(path: string, options: SynthesizeOptions =
   if (o.qLoraRank !== undefined) checkCount('qLoraRank', o.qLoraRank, block, block);
   // 256 byte tokens + BOS + EOS.
   checkCount('nVocab', o.nVocab, 258);
+  checkCount('contextLength', o.contextLength, 1);
+  if (o.vocab && o.vocab.tokens.length !== o.nVocab) throw invalidOption('vocab', `${o.nVocab} tokens (nVocab)`, o.vocab.tokens.length);
 
   const split = o.layout === 'split';
   const k = (name: string): string => `deepseek2.${name}`;
@@ -343,7 +397,7 @@ export async function synthesizeModel(path: string, options: SynthesizeOptions =
   writer.addString('general.architecture', 'deepseek2');
   writer.addString('general.name', o.name ?? 'deepmla-synth-v2lite');
   writer.addUint32(k('block_count'), o.nLayer);
-  writer.addUint32(k('context_length'), contextLength);
+  writer.addUint32(k('context_length'), o.contextLength);
   writer.addUint32(k('embedding_length'), o.nEmbd);
   writer.addUint32(k('feed_forward_length'), o.ffnDim);
   writer.addUint32(k('attention.head_count'), o.nHead);
@@ -371,12 +425,15 @@ export async function synthesizeModel(path: string, options: SynthesizeOptions =
   // 1 = softmax (V2).
   writer.addUint32(k('expert_gating_func'), 1);
   writer.addUint32(k('rope.dimension_count'), ropeDim);
-  writer.addString(k('rope.scaling.type'), 'yarn');
-  writer.addFloat32(k('rope.scaling.factor'), ropeScaling.factor);
-  writer.addUint32(k('rope.scaling.original_context_length'), ropeScaling.originalContextLength);
-  writer.addFloat32(k('rope.scaling.yarn_log_multiplier'), ropeScaling.yarnLogMultiplier);
+  if (o.ropeScaling) {
+    writer.addString(k('rope.scaling.type'), 'yarn');
+    writer.addFloat32(k('rope.scaling.factor'), ropeScaling.factor);
+    writer.addUint32(k('rope.scaling.original_context_length'), ropeScaling.originalContextLength);
+    writer.addFloat32(k('rope.scaling.yarn_log_multiplier'), ropeScaling.yarnLogMultiplier);
+  }
   writer.addUint32('general.quantization_version', 2);
-  addTokenizer(writer, o.nVocab);
+  if (o.vocab) addVocab(writer, o.vocab);
+  else addTokenizer(writer, o.nVocab);
 
   const plans = planTensors(o);
   const sizes = plans.map((t) => tensorByteSize(GgufTensorType[t.type], t.shape)!);

@@ -249,7 +249,7 @@ TEST(kernels_quantizers_match_scalar_bytes) {
     const TypeTraits& t = type_traits(type);
     for (const QuantizeKernel& kernel : activation_quantizers(type)) {
       for (int64_t n : {32, 64, 96, 576, 2048, 7168}) {
-        for (int pattern = 0; pattern < 8; ++pattern) {
+        for (int pattern = 0; pattern < 9; ++pattern) {
           std::vector<float> x(static_cast<size_t>(n));
           const float scale = pattern == 1 ? 1e-30f : pattern == 2 ? 1e4f : pattern == 3 ? 0.0f : 1.0f;
           for (float& v : x) v = scale * rng.normal();
@@ -261,9 +261,11 @@ TEST(kernels_quantizers_match_scalar_bytes) {
             for (size_t j = 0; j < x.size(); ++j) x[j] = j % 2 ? -0.0f : 0.0f;
             x[x.size() / 2] = 1e-3f;  // one non-zero value: all other blocks are zero blocks
           } else if (pattern == 6) {
-            // Tiny normal floats: d is near FLT_MIN. (Below about 2^-119, 1/d overflows
-            // and the reference itself converts inf to int: undefined, not tested.)
+            // Tiny normal floats: d is near FLT_MIN.
             for (size_t j = 0; j < x.size(); ++j) x[j] = std::ldexp(float(j % 5) - 2, -118);
+          } else if (pattern == 8) {
+            // Below about 2^-119 1/d overflows: such blocks quantize to zeros.
+            for (size_t j = 0; j < x.size(); ++j) x[j] = std::ldexp(float(j % 5) - 2, -128 - int(j % 16));
           } else if (pattern == 7) {
             for (float& v : x) v *= 1e30f;  // Q8_0's fp16 scale overflows to inf in both
           }
@@ -277,6 +279,11 @@ TEST(kernels_quantizers_match_scalar_bytes) {
             std::fprintf(stderr, "  %s n=%ld pattern=%d: first differing byte %zu (%02x vs %02x)\n", kernel.name,
                          long(n), pattern, at, got[at], want[at]);
             CHECK(want == got);
+          }
+          if (pattern == 8) {
+            std::vector<float> back(static_cast<size_t>(n));
+            t.dequantize_row(want.data(), back.data(), n);
+            for (float v : back) CHECK(std::isfinite(v) && std::fabs(v) < 1e-30f);
           }
         }
       }

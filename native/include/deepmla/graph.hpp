@@ -139,8 +139,11 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
+class OpProfile;
+
 class Context {
  public:
+  ~Context();
   Context(std::shared_ptr<Model> model, ContextOptions options);
 
   const Model& model() const { return *model_; }
@@ -182,6 +185,7 @@ class Context {
   std::vector<AlignedBuffer> caches_;
   AlignedBuffer arena_;
   std::vector<int32_t> tokens_, positions_;
+  std::unique_ptr<OpProfile> profile_;  // DEEPMLA_PROFILE
 };
 
 // Op table (native/src/ops): binds run functions and checks operands at compile time.

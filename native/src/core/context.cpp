@@ -1,11 +1,13 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <new>
 
 #include "deepmla/error.hpp"
 #include "deepmla/graph.hpp"
+#include "op_profile.hpp"
 
 namespace deepmla {
 
@@ -60,8 +62,11 @@ int64_t view_extent(const TensorDesc& d) {
 }
 }  // namespace
 
+Context::~Context() = default;
+
 Context::Context(std::shared_ptr<Model> model, ContextOptions options)
-    : model_(std::move(model)), options_(std::move(options)), pool_(options_.n_threads) {
+    : model_(std::move(model)), options_(std::move(options)), pool_(options_.n_threads),
+      profile_(OpProfile::from_environment()) {
   for (const CacheDesc& c : options_.caches) {
     const size_t row = row_bytes(c.type, c.row_length);
     if (row == 0 || c.n_rows <= 0) fail(codes::kInvalidOption, "cache '" + c.name + "' has an invalid shape");
@@ -221,7 +226,13 @@ std::vector<float> Context::evaluate(CompiledGraph& graph, const std::vector<int
     state.shared_scratch = scratch;
     state.thread_scratch = scratch + align_up(op.shared_scratch);
     state.thread_scratch_stride = align_up(op.thread_scratch);
-    op.run(op, state);
+    if (profile_) {
+      const auto start = std::chrono::steady_clock::now();
+      op.run(op, state);
+      profile_->add(op.desc->kind, op.desc->name, g.n_tokens, std::chrono::steady_clock::now() - start);
+    } else {
+      op.run(op, state);
+    }
   }
   const Tensor& logits = *graph.tensors_[size_t(g.logits)];
   std::vector<float> out(size_t(logits.nelements()));

@@ -1,5 +1,6 @@
 #pragma once
 // Block layouts of the quantized formats, shared by the scalar reference and the SIMD kernels.
+#include <cmath>
 #include <cstdint>
 
 namespace deepmla::formats {
@@ -25,5 +26,14 @@ struct RowHeaderQ8_KV {
   float d;
   int32_t sum;
 };
+
+// 1/d for a quantizer's scale (amax / 127, max / -32): 0 when d is 0 or so small
+// (below about 2^-119) that 1/d overflows, so such a block quantizes to zeros instead of
+// converting inf * x to an integer. Shared by the scalar references and the SIMD kernels
+// so that both give the same bytes.
+inline float quantization_inverse(float d) {
+  const float id = 1.0f / d;
+  return d != 0 && std::isfinite(id) ? id : 0.0f;
+}
 
 }  // namespace deepmla::formats

@@ -43,7 +43,7 @@ void q6_0_quantize_row(const float* src, void* dst, int64_t n) {
       }
     }
     const float d = max / -32.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = quantization_inverse(d);
     std::memset(b[i].qh, 0, sizeof b[i].qh);
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < 16; ++j) {

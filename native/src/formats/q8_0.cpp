@@ -25,7 +25,7 @@ void q8_0_quantize_row(const float* src, void* dst, int64_t n) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
     const float d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = quantization_inverse(d);
     b[i].d = fp32_to_fp16(d);
     for (int j = 0; j < 32; ++j) b[i].qs[j] = int8_t(std::round(x[j] * id));
   }

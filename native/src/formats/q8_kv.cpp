@@ -27,7 +27,7 @@ void q8_kv_quantize_row(const float* src, void* dst, int64_t n) {
     std::memset(q, 0, size_t(n));
   } else {
     h.d = amax / 127.0f;
-    const float id = 1.0f / h.d;
+    const float id = quantization_inverse(h.d);
     for (int64_t i = 0; i < n; ++i) {
       const int v = int(std::nearbyint(src[i] * id));
       q[i] = int8_t(v);

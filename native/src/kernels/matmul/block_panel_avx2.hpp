@@ -112,14 +112,17 @@ void panel_tile(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row
     __m256i sum[C];
     if constexpr (kOffset == 0) {
       DEEPMLA_UNROLL
+      for (int c = 0; c < C; ++c) sum[c] = _mm256_setzero_si256();
+      // Not fully unrolled: with all 8 steps in flight GCC keeps 32 products live and
+      // spills them to the stack.
+      DEEPMLA_UNROLL_2
       for (int l = 0; l < 8; ++l) {
         const __m256i w = _mm256_load_si256(q + l);
         const __m256i w_abs = _mm256_abs_epi8(w);
         DEEPMLA_UNROLL
         for (int c = 0; c < C; ++c) {
           const __m256i a = broadcast_dword(xc[c][b].qs + 4 * l);
-          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w)), ones16);
-          sum[c] = l == 0 ? p : _mm256_add_epi32(sum[c], p);
+          sum[c] = _mm256_add_epi32(sum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(a, w)), ones16));
         }
       }
     } else {

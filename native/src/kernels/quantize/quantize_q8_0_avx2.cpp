@@ -24,7 +24,7 @@ void quantize_q8_0_avx2(const float* src, void* dst, int64_t n) {
     const float* x = src + i * 32;
     const float amax = hmax_ps(max_abs_32(x, _mm256_setzero_ps()));
     const float d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = formats::quantization_inverse(d);
     out[i].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];

@@ -23,7 +23,7 @@ void quantize_q8_kv_avx2(const float* src, void* dst, int64_t n) {
     std::memset(q, 0, size_t(n));
   } else {
     h.d = amax / 127.0f;
-    const __m256 vid = _mm256_set1_ps(1.0f / h.d);
+    const __m256 vid = _mm256_set1_ps(formats::quantization_inverse(h.d));
     __m256i sum = _mm256_setzero_si256();
     for (int64_t i = 0; i < n; i += 32) {
       __m256i v[4];

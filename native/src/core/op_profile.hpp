@@ -1,0 +1,28 @@
+// Per-op wall time, on when DEEPMLA_PROFILE is set: where a forward pass spends its time,
+// printed to stderr when the context is destroyed. Ops are grouped by kind and by their
+// name without the "blk.N." prefix, so the layers of one op add up.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace deepmla {
+
+class OpProfile {
+ public:
+  // A profile if DEEPMLA_PROFILE is set in the environment, else nullptr.
+  static OpProfile* from_environment();
+  ~OpProfile();
+
+  void add(const std::string& kind, const std::string& name, int64_t n_tokens, std::chrono::nanoseconds elapsed);
+
+ private:
+  struct Entry {
+    double seconds = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
+}  // namespace deepmla
