@@ -480,86 +480,110 @@ inline float decompressed_score(const AttentionVecOps& vec, const Decompressed& 
   return (vec.dot(qh, kd, d.nope) + vec.dot(qh + d.nope, k_pe, d.rope)) * d.scale;
 }
 
-// Flash over the decompressed cache: per head, each chunk of cache rows is decompressed
-// with that head's rows of kv_b into [v ; k_nope ; k_pe] rows, and the flash MLA kernel
-// (F32 rows, scores over [k_nope ; k_pe], V the first dv values) adds the chunk to the
-// states of blocks of queries. A head's chunk is decompressed once for all its queries.
-// TODO(parallelism): tasks are heads only; with more threads than heads some idle.
+// Flash over the decompressed cache, chunk by chunk of cache rows: the chunk's c rows are
+// converted once for all heads (kv_b's activation type; a Q8_0 cache already is Q8_0 and
+// is read in place), then each head decompresses them with its rows of kv_b into
+// [v ; k_nope ; k_pe] rows and the flash MLA kernel (F32 rows, scores over
+// [k_nope ; k_pe], V the first dv values) adds the chunk to the online softmax states
+// of blocks of its queries. The states of every (head, query) live in shared scratch.
 constexpr int64_t kDecompressedQueries = 64;  // query rows per kernel call
+// Cache rows per chunk: the decompression is a GEMM over this many rows (panels of kv_b
+// are packed once per chunk), and a chunk's rows (320 floats each) stay in L2.
+constexpr int64_t kDecompressedChunk = 256;
 
 struct DecompressedFlashLayout {
   int64_t row;  // floats per [v ; k_nope ; k_pe] row
-  size_t cf, kvh, rows, cq, m, l, acc, q, visible, kernel, total;
+  // shared: converted c rows, f32 k_pe rows, every (head, query)'s m, l and acc
+  size_t cq, k_pe, m, l, acc, shared;
+  // per thread: a dequantized cache row, decompressed rows, kernel arguments and scratch
+  size_t cf, kvh, rows, q, visible, kernel, thread;
 };
+
+// Whether cache rows can be kv_b's activations as they are (no conversion).
+bool cache_rows_are_activations(const Decompressed& d) {
+  return d.k->desc.type == TensorType::Q8_0 && type_traits(d.kv_b->desc.type).vec_dot_type == TensorType::Q8_0;
+}
 
 DecompressedFlashLayout decompressed_flash_layout(const Decompressed& d, int64_t n_tokens) {
   auto align = [](size_t v) { return (v + 63) / 64 * 64; };
   DecompressedFlashLayout l;
   l.row = d.dv + d.nope + d.rope;
   const int64_t qb = std::min(n_tokens, kDecompressedQueries);
+  const int64_t states = d.n_head * n_tokens;
   size_t at = 0;
-  l.cf = at, at += align(size_t(kChunk * d.k->desc.ne[0]) * 4);
-  l.kvh = at, at += align(size_t(kChunk * (d.nope + d.dv)) * 4);
-  l.rows = at, at += align(size_t(kChunk * l.row) * 4);
-  l.cq = at, at += align(size_t(kChunk) * d.cq_row);
-  l.m = at, at += align(size_t(n_tokens) * 4);
-  l.l = at, at += align(size_t(n_tokens) * 4);
-  l.acc = at, at += align(size_t(n_tokens * d.dv) * 4);
+  l.cq = at, at += cache_rows_are_activations(d) ? 0 : align(size_t(kDecompressedChunk) * d.cq_row);
+  l.k_pe = at, at += align(size_t(kDecompressedChunk * d.rope) * 4);
+  l.m = at, at += align(size_t(states) * 4);
+  l.l = at, at += align(size_t(states) * 4);
+  l.acc = at, at += align(size_t(states * d.dv) * 4);
+  l.shared = at;
+  at = 0;
+  l.cf = at, at += align(size_t(d.k->desc.ne[0]) * 4);
+  l.kvh = at, at += align(size_t(kDecompressedChunk * (d.nope + d.dv)) * 4);
+  l.rows = at, at += align(size_t(kDecompressedChunk * l.row) * 4);
   l.q = at, at += align(size_t(qb) * sizeof(float*));
   l.visible = at, at += align(size_t(qb) * sizeof(int64_t));
   l.kernel = at, at += align(flash_mla_scratch_bytes(l.row, qb));
-  l.total = at;
+  l.thread = at;
   return l;
 }
 
 void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
   const Decompressed d = decompressed_of(op);
   const DecompressedFlashLayout lay = decompressed_flash_layout(d, d.n_tokens);
-  const int64_t n_kv = st.n_past + d.n_tokens, width = d.nope + d.dv, dk = d.k->desc.ne[0];
+  const int64_t n_kv = st.n_past + d.n_tokens, width = d.nope + d.dv;
+  const bool in_place = cache_rows_are_activations(d);
   const QuantizeRowFn convert = activation_quantizer(type_traits(d.kv_b->desc.type).vec_dot_type);
   const MatmulKernel& kernel = matmul_kernel(d.kv_b->desc.type);
   const FlashMlaKernel& flash = flash_mla_kernel(TensorType::F32, lay.row, d.dv, d.dv);
-  st.pool->parallel_for(d.n_head, [&](int64_t h, int thread) {
-    uint8_t* scratch = st.scratch_for(thread);
-    float* cf = reinterpret_cast<float*>(scratch + lay.cf);
-    float* kvh = reinterpret_cast<float*>(scratch + lay.kvh);
-    float* rows = reinterpret_cast<float*>(scratch + lay.rows);
-    uint8_t* cq = scratch + lay.cq;
-    float* m = reinterpret_cast<float*>(scratch + lay.m);
-    float* l = reinterpret_cast<float*>(scratch + lay.l);
-    float* acc = reinterpret_cast<float*>(scratch + lay.acc);
-    const float** q = reinterpret_cast<const float**>(scratch + lay.q);
-    int64_t* visible = reinterpret_cast<int64_t*>(scratch + lay.visible);
-    std::fill(m, m + d.n_tokens, kNegInf);
-    std::fill(l, l + d.n_tokens, 0.0f);
-    std::fill(acc, acc + d.n_tokens * d.dv, 0.0f);
-    const uint8_t* w = d.kv_b->data + h * width * d.kv_b->desc.nb[1];
-    FlashMlaArgs args;
-    args.dk = lay.row;
-    args.dv = d.dv;
-    args.k_type = TensorType::F32;
-    args.k = reinterpret_cast<const uint8_t*>(rows);
-    args.k_row_bytes = size_t(lay.row) * 4;
-    args.k_skip = d.dv;
-    args.q = q;
-    args.visible = visible;
-    args.scale = d.scale;
-    args.acc_stride = size_t(d.dv);
-    args.scratch = scratch + lay.kernel;
-    for (int64_t c0 = 0; c0 < n_kv; c0 += kChunk) {
-      const int64_t n = std::min(kChunk, n_kv - c0);
-      for (int64_t j = 0; j < n; ++j) {
-        float* row = cf + j * dk;
-        dequantize_row(*d.k, c0 + j, 0, row);
-        convert(row, cq + size_t(j) * d.cq_row, d.kv_lora);
-      }
-      kernel.fn(d.kv_lora, w, size_t(d.kv_b->desc.nb[1]), 0, width, cq, d.cq_row, n, kvh, size_t(width));
+  uint8_t* shared = st.shared_scratch;
+  float* k_pe = reinterpret_cast<float*>(shared + lay.k_pe);
+  float* m = reinterpret_cast<float*>(shared + lay.m);
+  float* l = reinterpret_cast<float*>(shared + lay.l);
+  float* acc = reinterpret_cast<float*>(shared + lay.acc);
+  std::fill(m, m + d.n_head * d.n_tokens, kNegInf);
+  std::fill(l, l + d.n_head * d.n_tokens, 0.0f);
+  std::fill(acc, acc + d.n_head * d.n_tokens * d.dv, 0.0f);
+  const size_t k_row_bytes = size_t(d.k->desc.nb[1]);
+  for (int64_t c0 = 0; c0 < n_kv; c0 += kDecompressedChunk) {
+    const int64_t n = std::min(kDecompressedChunk, n_kv - c0);
+    // 1. The chunk's c rows for kv_b's kernel and its k_pe rows in f32, once for all heads.
+    st.pool->parallel_for(n, [&](int64_t j, int thread) {
+      float* row = reinterpret_cast<float*>(st.scratch_for(thread) + lay.cf);
+      dequantize_row(*d.k, c0 + j, 0, row);
+      if (!in_place) convert(row, shared + lay.cq + size_t(j) * d.cq_row, d.kv_lora);
+      std::memcpy(k_pe + j * d.rope, row + d.kv_lora, size_t(d.rope) * 4);
+    });
+    const uint8_t* cq = in_place ? d.k->data + size_t(c0) * k_row_bytes : shared + lay.cq;
+    const size_t cq_stride = in_place ? k_row_bytes : d.cq_row;
+    // 2. Per head: decompress, then the flash kernel over the queries that see the chunk.
+    st.pool->parallel_for(d.n_head, [&](int64_t h, int thread) {
+      uint8_t* scratch = st.scratch_for(thread);
+      float* kvh = reinterpret_cast<float*>(scratch + lay.kvh);
+      float* rows = reinterpret_cast<float*>(scratch + lay.rows);
+      const float** q = reinterpret_cast<const float**>(scratch + lay.q);
+      int64_t* visible = reinterpret_cast<int64_t*>(scratch + lay.visible);
+      const uint8_t* w = d.kv_b->data + h * width * d.kv_b->desc.nb[1];
+      kernel.fn(d.kv_lora, w, size_t(d.kv_b->desc.nb[1]), 0, width, cq, cq_stride, n, kvh, size_t(width));
       for (int64_t j = 0; j < n; ++j) {  // [v ; k_nope ; k_pe]
         float* row = rows + j * lay.row;
         std::memcpy(row, kvh + j * width + d.nope, size_t(d.dv) * 4);
         std::memcpy(row + d.dv, kvh + j * width, size_t(d.nope) * 4);
-        std::memcpy(row + d.dv + d.nope, cf + j * dk + d.kv_lora, size_t(d.rope) * 4);
+        std::memcpy(row + d.dv + d.nope, k_pe + j * d.rope, size_t(d.rope) * 4);
       }
+      FlashMlaArgs args;
+      args.dk = lay.row;
+      args.dv = d.dv;
+      args.k_type = TensorType::F32;
+      args.k = reinterpret_cast<const uint8_t*>(rows);
+      args.k_row_bytes = size_t(lay.row) * 4;
+      args.k_skip = d.dv;
+      args.q = q;
+      args.visible = visible;
+      args.scale = d.scale;
+      args.acc_stride = size_t(d.dv);
+      args.scratch = scratch + lay.kernel;
+      const int64_t s0 = h * d.n_tokens;  // this head's states
       // Queries that see none of this chunk (t < c0 - n_past) are skipped.
       for (int64_t t0 = std::max<int64_t>(0, c0 - st.n_past); t0 < d.n_tokens; t0 += kDecompressedQueries) {
         const int64_t tn = std::min(kDecompressedQueries, d.n_tokens - t0);
@@ -570,16 +594,19 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
         args.j0 = 0;
         args.j1 = n;
         args.n_rows = tn;
-        args.m = m + t0;
-        args.l = l + t0;
-        args.acc = acc + t0 * d.dv;
+        args.m = m + s0 + t0;
+        args.l = l + s0 + t0;
+        args.acc = acc + (s0 + t0) * d.dv;
         flash.fn(args);
       }
-    }
+    });
+  }
+  st.pool->parallel_for(d.n_head, [&](int64_t h, int) {
     for (int64_t t = 0; t < d.n_tokens; ++t) {
       float* out = d.out->ptr<float>(h, t);
-      const float inv = 1.0f / l[t];
-      for (int64_t c = 0; c < d.dv; ++c) out[c] = acc[t * d.dv + c] * inv;
+      const float* a = acc + (h * d.n_tokens + t) * d.dv;
+      const float inv = 1.0f / l[h * d.n_tokens + t];
+      for (int64_t c = 0; c < d.dv; ++c) out[c] = a[c] * inv;
     }
   });
 }
@@ -721,7 +748,9 @@ void bind_attn_decompressed(CompiledOp& op, const Context& context, int64_t n_to
   if (d.cq_row == 0) op_error(op, "kv_lora_rank is not a whole number of blocks");
   matmul_kernel(d.kv_b->desc.type);
   if (flash(op)) {
-    op.thread_scratch = decompressed_flash_layout(d, n_tokens).total;
+    const DecompressedFlashLayout lay = decompressed_flash_layout(d, n_tokens);
+    op.shared_scratch = lay.shared;
+    op.thread_scratch = lay.thread;
     op.run = run_decompressed_flash;
   } else {
     const int64_t group = heads_per_group(op, d.n_head, n_tokens, context.n_ctx());
