@@ -1,4 +1,5 @@
 export { loadModel, Model } from './api/Model';
+export { loadDefaultModel, defaultModelPath } from './api/defaultModel';
 export type { LoadModelOptions } from './api/Model';
 export { Context } from './api/Context';
 export type { ContextOptions, EvaluateOptions, MemoryReport } from './api/Context';

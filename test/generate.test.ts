@@ -4,9 +4,10 @@
  * reasons, stop strings split across tokens, abort latency, asynchrony, and the run and
  * chat commands in-process. Every context uses threads: 2 and a small contextSize.
  */
+import * as fs from 'fs';
 import { PassThrough, Readable } from 'stream';
 
-import { Context, ContextFullError, DisposedError, GenerateResult, InvalidOptionError, Model, Tokenizer, UnsupportedError, loadModel } from '../lib';
+import { Context, ContextFullError, DisposedError, GenerateResult, InvalidOptionError, Model, Tokenizer, loadModel } from '../lib';
 import { defaultModelPath } from '../lib/api/defaultModel';
 import { endOfGenerationTokens } from '../lib/api/generate';
 import { chatSession } from '../lib/cli/chat';
@@ -418,11 +419,12 @@ describe('command line', () => {
     expect(a.stdout).toBe(b.stdout);
   });
 
-  test('run without a model asks for one (the embedded model is not shipped yet)', async () => {
-    expect(thrown(defaultModelPath)).toBeInstanceOf(UnsupportedError);
-    const { stderr, exitCode } = await cli(['run', 'hello']);
-    expect(exitCode).toBe(1);
-    expect(stderr).toContain('UNSUPPORTED');
+  test('run without a model continues the prompt with the embedded default model and prints tokens/s', async () => {
+    expect(fs.existsSync(defaultModelPath())).toBe(true);
+    const { stdout, stderr, exitCode } = await cli(['run', 'Once upon a time', '-n', '16', '--temp', '0']);
+    expect(exitCode).toBeUndefined();
+    expect(stderr).toMatch(/generation: 16 tokens in [\d.]+ ms \([\d.]+ tokens\/s\)/);
+    expect(stdout.match(/[A-Za-z]+/g)?.length ?? 0).toBeGreaterThan(3);
   });
 
   test('run rejects a bad sampling option, naming it', async () => {

@@ -64,4 +64,11 @@ echo "== npx deepmla inspect"
 inspect="$(npx --no-install deepmla inspect "$model")"
 head -3 <<<"$inspect"
 grep -q 'general.architecture = "deepseek2"' <<<"$inspect" || { echo "pack: inspect printed no architecture"; exit 1; }
+echo "== npx deepmla run (the embedded default model, no MODEL given)"
+run_err="$work/run.stderr"
+continuation="$(npx --no-install deepmla run "Once upon a time" -n 16 --temp 0 2>"$run_err")"
+cat "$run_err"
+echo "Once upon a time$continuation"
+grep -qE '^generation: 16 tokens in .* tokens/s' "$run_err" || { echo "pack: run printed no tokens/s"; exit 1; }
+[ "$(grep -oE '[A-Za-z]+' <<<"$continuation" | wc -l)" -ge 4 ] || { echo "pack: run printed no words"; exit 1; }
 echo "pack: ok"

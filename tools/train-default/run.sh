@@ -3,7 +3,9 @@
 #   bash tools/train-default/run.sh [WORK_DIR]
 # Needs the repo built (npm install), Debian's python3-torch and python3-numpy, and
 # libopenblas0-pthread (Debian's torch otherwise multiplies with the reference BLAS, ~30x
-# slower). About 80 minutes on 2 cores; not part of npm install or CI.
+# slower). About 80 minutes on 2 cores; not part of npm install or CI. Seeded, so a rerun
+# gives the same data order and initialisation; float reductions across threads make the
+# weights differ in the last bits.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
