@@ -137,6 +137,38 @@ describe('synthesizeModel', () => {
     expect((await firstLogits(file)).every(Number.isFinite)).toBe(true);
   });
 
+  test('given weights and a vocabulary (the default model\'s converter) are what the file holds', async () => {
+    const file = path.join(dir, 'given.gguf');
+    // Weights of one seed, read back from an F32 file, then given to a second write.
+    const source = path.join(dir, 'given-source.gguf');
+    await synthesizeModel(source, { ...tiny, type: 'F32', layout: 'legacy', seed: 3 });
+    const info = await inspectGguf(source);
+    const bytes = fs.readFileSync(source);
+    const weights = (name: string, shape: readonly number[]): Float32Array => {
+      const t = info.tensors.find((x) => x.name === name)!;
+      expect(t.shape).toEqual(shape);
+      const start = info.dataOffset + t.offset;
+      return new Float32Array(Uint8Array.from(bytes.subarray(start, start + t.nbytes)).buffer);
+    };
+    const tokens = Array.from({ length: tiny.nVocab! }, (_, i) => (i < 256 ? String.fromCharCode(256 + i) : `<t${i}>`));
+    const vocab = { pre: 'deepseek-v3', tokens, types: tokens.map(() => 1), merges: [], bosId: 1, eosId: 2 };
+    await synthesizeModel(file, { ...tiny, type: 'F32', layout: 'legacy', seed: 99, weights, vocab, contextLength: 64, ropeScaling: false });
+    const written = await inspectGguf(file);
+    expect(written.metadata.get('tokenizer.ggml.pre')).toBe('deepseek-v3');
+    expect(written.metadata.get('deepseek2.context_length')).toBe(64);
+    expect(written.metadata.has('deepseek2.rope.scaling.type')).toBe(false);
+    // seed 99 is ignored: the tensors are the given ones, byte for byte.
+    const a = fs.readFileSync(file);
+    for (const t of written.tensors) {
+      const s = info.tensors.find((x) => x.name === t.name)!;
+      expect(Buffer.compare(a.subarray(written.dataOffset + t.offset, written.dataOffset + t.offset + t.nbytes),
+        bytes.subarray(info.dataOffset + s.offset, info.dataOffset + s.offset + s.nbytes))).toBe(0);
+    }
+    await expect(synthesizeModel(file, { ...tiny, weights: () => new Float32Array(3) })).rejects.toThrow(/weights\('token_embd.weight'\)/);
+    await expect(synthesizeModel(file, { ...tiny, vocab: { ...vocab, tokens: tokens.slice(1) } })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(synthesizeModel(file, { ...tiny, vocab: { ...vocab, types: [1] } })).rejects.toThrow(/vocab.types/);
+  });
+
   test('option errors name the option', async () => {
     await expect(synthesizeModel(path.join(dir, 'x.gguf'), { ...tiny, nEmbd: 100 })).rejects.toThrow(/nEmbd/);
     await expect(synthesizeModel(path.join(dir, 'x.gguf'), { ...tiny, nExpertUsed: 9 })).rejects.toBeInstanceOf(InvalidOptionError);

@@ -389,6 +389,7 @@ export async function synthesizeModel(path: string, options: SynthesizeOptions =
   checkCount('nVocab', o.nVocab, 258);
   checkCount('contextLength', o.contextLength, 1);
   if (o.vocab && o.vocab.tokens.length !== o.nVocab) throw invalidOption('vocab', `${o.nVocab} tokens (nVocab)`, o.vocab.tokens.length);
+  if (o.vocab && o.vocab.types.length !== o.vocab.tokens.length) throw invalidOption('vocab.types', `one type per token (${o.vocab.tokens.length})`, o.vocab.types.length);
 
   const split = o.layout === 'split';
   const k = (name: string): string => `deepseek2.${name}`;
