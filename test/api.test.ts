@@ -17,6 +17,7 @@ import {
   loadModel,
 } from '../lib';
 import { fixtureModel, fixturesDir } from './helpers/deepseekFixture';
+import { rejection } from './helpers/errors';
 
 // v3-split.f32: f32 weights, so modes agree closely; vocab 512 (DESIGN.md fixtures).
 const modelPath = fixtureModel('v3-split.f32.gguf');
@@ -40,17 +41,6 @@ function tokens(count: number, seed = 12345): number[] {
     out.push((state >>> 8) % nVocab);
   }
   return out;
-}
-
-/** The rejection of `promise`, or a failure if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    async (value) => {
-      if (value instanceof Context) await value.dispose();
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
 }
 
 async function expectRejection(promise: Promise<unknown>, Class: new (...args: never[]) => Error, code: string): Promise<void> {

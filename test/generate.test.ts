@@ -14,6 +14,7 @@ import { chatSession } from '../lib/cli/chat';
 import { main } from '../lib/cli/main';
 import { argmax } from '../lib/sampling';
 import { fixtureModel } from './helpers/deepseekFixture';
+import { rejection, thrown } from './helpers/errors';
 
 const modelPath = fixtureModel('v3-split.f32.gguf');
 const threads = 2;
@@ -51,24 +52,6 @@ async function collect(stream: AsyncIterable<string>): Promise<string[]> {
   const pieces: string[] = [];
   for await (const piece of stream) pieces.push(piece);
   return pieces;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 const greedy = { temperature: 0 } as const;

@@ -18,20 +18,11 @@ import {
 import { GgufTensorType } from '../lib/gguf/tensorType';
 import { GgufWriter } from '../lib/gguf/writer';
 import { kvAt, patched, patchU32, patchU64, smallGguf, tensorAt, TempDir } from './helpers/malformed';
+import { rejection } from './helpers/errors';
 
 const fixtures = path.resolve(__dirname, '../../shared/fixtures');
 const modelFiles = fs.readdirSync(path.join(fixtures, 'models')).filter((f) => f.endsWith('.gguf'));
 const tokenizerFiles = fs.readdirSync(path.join(fixtures, 'tokenizer')).filter((f) => f.endsWith('.gguf'));
-
-/** The rejection of `promise`, or a failure if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
 
 async function expectGgufError(file: string, code: string): Promise<void> {
   const error = await rejection(inspectGguf(file));

@@ -8,22 +8,12 @@ import { GgufError, IoError, UnsupportedError } from '../lib/errors';
 import { GgufTensorType } from '../lib/gguf/tensorType';
 import { loadModel } from '../lib';
 import { ModelEdits, TempDir, fixtureModel, fixturesDir, writeEditedModel, writeTruncatedModel } from './helpers/deepseekFixture';
+import { rejection } from './helpers/errors';
 
 // Split (q_lora, attn_k_b/attn_v_b) and legacy (attn_q, attn_kv_b) layouts take different
 // branches of the tensor check; f32 files let a tensor be retyped without changing its size.
 const splitModel = fixtureModel('v3-split.f32.gguf');
 const legacyModel = fixtureModel('v2lite-legacy.q8_0.gguf');
-
-/** The rejection of `promise`, or a failure if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    async (value) => {
-      (value as { dispose?: () => void }).dispose?.();
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
 
 async function expectLoadError(file: string, Class: new (...args: never[]) => Error, code: string): Promise<void> {
   const error = await rejection(loadModel(file));

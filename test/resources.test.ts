@@ -10,6 +10,7 @@ import * as path from 'path';
 import { DisposedError, InvalidOptionError, OutOfMemoryError } from '../lib/errors';
 import { Model, loadModel } from '../lib';
 import { fixtureModel } from './helpers/deepseekFixture';
+import { rejection } from './helpers/errors';
 
 // The smallest fixture (2.4 MB, V3 split layout, Q6_0 weights).
 const modelPath = fixtureModel('v3-split.q6_0.gguf');
@@ -17,15 +18,6 @@ const modelPath = fixtureModel('v3-split.q6_0.gguf');
 const prompt = [1, 17, 42, 99, 3];
 // One thread and small contexts keep this suite fast on two busy cores.
 const small = { contextSize: 64, threads: 1, batchSize: 8 } as const;
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
 
 /** Logits of the last prompt token from a fresh context. */
 async function lastLogits(model: Model): Promise<Float32Array> {

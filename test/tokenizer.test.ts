@@ -4,6 +4,7 @@ import { GgufError, InvalidOptionError, UnsupportedError } from '../lib/errors';
 import { inspectGguf } from '../lib/gguf';
 import { Tokenizer, TokenType } from '../lib/tokenizer';
 import { byteToChar } from '../lib/tokenizer/byteLevel';
+import { thrown } from './helpers/errors';
 
 // The fixtures live next to the repository: /work/shared/fixtures (see its README.md,
 // "Tokenizer vectors").
@@ -201,14 +202,14 @@ describe('fromMetadata errors', () => {
   test.each(['tokenizer.ggml.model', 'tokenizer.ggml.pre', 'tokenizer.ggml.tokens', 'tokenizer.ggml.token_type', 'tokenizer.ggml.merges'])(
     'missing %s: GGUF_MISSING_KEY',
     (key) => {
-      const error = captureError(() => Tokenizer.fromMetadata(withChange(key, undefined)));
+      const error = thrown(() => Tokenizer.fromMetadata(withChange(key, undefined)));
       expect(error).toBeInstanceOf(GgufError);
       expect((error as GgufError).code).toBe('GGUF_MISSING_KEY');
     },
   );
 
   test('add_bos_token without bos_token_id: GGUF_MISSING_KEY', () => {
-    const error = captureError(() => Tokenizer.fromMetadata(withChange('tokenizer.ggml.bos_token_id', undefined)));
+    const error = thrown(() => Tokenizer.fromMetadata(withChange('tokenizer.ggml.bos_token_id', undefined)));
     expect(error).toBeInstanceOf(GgufError);
     expect((error as GgufError).code).toBe('GGUF_MISSING_KEY');
   });
@@ -218,7 +219,7 @@ describe('fromMetadata errors', () => {
     ['tokenizer.ggml.model', 'bert'],
     ['tokenizer.ggml.pre', 'qwen2'],
   ])('%s = %s: UNSUPPORTED', (key, value) => {
-    const error = captureError(() => Tokenizer.fromMetadata(withChange(key, value)));
+    const error = thrown(() => Tokenizer.fromMetadata(withChange(key, value)));
     expect(error).toBeInstanceOf(UnsupportedError);
     expect((error as UnsupportedError).code).toBe('UNSUPPORTED');
   });
@@ -229,17 +230,9 @@ describe('fromMetadata errors', () => {
     ['tokenizer.ggml.bos_token_id', 10_000_000],
     ['tokenizer.ggml.add_bos_token', 1],
   ])('bad %s: GGUF_BAD_VALUE', (key, value) => {
-    const error = captureError(() => Tokenizer.fromMetadata(withChange(key, value)));
+    const error = thrown(() => Tokenizer.fromMetadata(withChange(key, value)));
     expect(error).toBeInstanceOf(GgufError);
     expect((error as GgufError).code).toBe('GGUF_BAD_VALUE');
   });
 });
 
-function captureError(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error');
-}
