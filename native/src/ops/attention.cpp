@@ -98,6 +98,26 @@ Absorbed absorbed_of(const CompiledOp& op) {
   return a;
 }
 
+// Output row r of a split-KV task: merges the online softmax states its `splits` parts
+// left at parts + s * state_floats, each laid out [m | l | acc] over `rows` rows.
+void merge_splits(const AttentionVecOps& vec, const float* parts, int64_t splits, size_t state_floats, int64_t rows,
+                  int64_t r, int64_t dv, float* o) {
+  float mx = kNegInf;
+  for (int64_t s = 0; s < splits; ++s) mx = std::max(mx, parts[size_t(s) * state_floats + size_t(r)]);
+  std::fill(o, o + dv, 0.0f);
+  float sum = 0;
+  for (int64_t s = 0; s < splits; ++s) {
+    const float* state = parts + size_t(s) * state_floats;
+    const float l = state[rows + r];
+    if (l == 0) continue;  // a split with no visible rows
+    const float w = std::exp(state[r] - mx);
+    sum += w * l;
+    vec.axpy(o, w, state + 2 * rows + r * dv, dv);
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t c = 0; c < dv; ++c) o[c] *= inv;
+}
+
 // KV splits per query in the flash path: token generation has one query, so the cache
 // is split across threads and the partial softmax states merged.
 int64_t absorbed_splits(int64_t n_tokens, int n_threads) {
@@ -166,19 +186,8 @@ void run_absorbed_flash(const CompiledOp& op, ExecState& st) {
   if (splits == 1) return;
   st.pool->parallel_for(a.n_tokens * a.n_head, [&](int64_t task, int) {
     const int64_t t = task / a.n_head, h = task % a.n_head;
-    float mx = kNegInf;
-    for (int64_t s = 0; s < splits; ++s) mx = std::max(mx, parts[size_t(t * splits + s) * state_floats + size_t(h)]);
-    float* o = a.out->ptr<float>(h, t);
-    std::fill(o, o + a.dv, 0.0f);
-    float sum = 0;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float* state = parts + size_t(t * splits + s) * state_floats;
-      if (state[a.n_head + h] == 0) continue;  // a split with no visible rows
-      const float w = std::exp(state[h] - mx);
-      sum += w * state[a.n_head + h];
-      vec.axpy(o, w, state + 2 * a.n_head + h * a.dv, a.dv);
-    }
-    for (int64_t c = 0; c < a.dv; ++c) o[c] /= sum;
+    merge_splits(vec, parts + size_t(t * splits) * state_floats, splits, state_floats, a.n_head, h, a.dv,
+                 a.out->ptr<float>(h, t));
   });
 }
 
@@ -308,22 +317,8 @@ void run_absorbed_flash_mla(const CompiledOp& op, ExecState& st) {
     const int64_t rt = t / plan.query_block * plan.head_blocks + h / plan.head_block;
     int64_t t0, tn, h0, hn;
     task_rows(rt, &t0, &tn, &h0, &hn);
-    const int64_t rows = tn * hn, r = (t - t0) * hn + (h - h0);
-    float mx = kNegInf;
-    for (int64_t s = 0; s < splits; ++s) mx = std::max(mx, parts[size_t(rt * splits + s) * state_floats + size_t(r)]);
-    float* o = a.out->ptr<float>(h, t);
-    std::fill(o, o + a.dv, 0.0f);
-    float sum = 0;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float* state = parts + size_t(rt * splits + s) * state_floats;
-      const float l = state[rows + r];
-      if (l == 0) continue;  // a split with no visible rows
-      const float w = std::exp(state[r] - mx);
-      sum += w * l;
-      vec.axpy(o, w, state + 2 * rows + r * a.dv, a.dv);
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t c = 0; c < a.dv; ++c) o[c] *= inv;
+    merge_splits(vec, parts + size_t(rt * splits) * state_floats, splits, state_floats, tn * hn, (t - t0) * hn + (h - h0),
+                 a.dv, a.out->ptr<float>(h, t));
   });
 }
 

@@ -4,12 +4,8 @@
 // kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX512 headers build casts on _mm*_undefined_*() values, which
-// -Wuninitialized flags at every inlined use (GCC PR 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+// hsum512_ps, and the GCC 12 AVX512 warning suppression every _avx512 file needs.
+#include "kernels/matmul/avx512_util.hpp"
 
 namespace deepmla::kernels {
 namespace {
@@ -31,13 +27,7 @@ struct Avx512 {
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   // Halves by hand: GCC 12's _mm512_reduce_* warn about an undefined register.
-  static float hsum(F v) {
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-  }
+  static float hsum(F v) { return hsum512_ps(v); }
   static float hmax(F v) {
     const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));

@@ -157,20 +157,6 @@ void panel_tile(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row
   }
 }
 
-// Scratch of one thread, grown on demand and kept: a call allocates nothing in steady state.
-struct alignas(32) Bytes32 {
-  uint8_t b[32];
-};
-struct PanelScratch {
-  std::vector<Bytes32> panel;  // 32-byte aligned (C++17 aligned new)
-  std::vector<ActivationMeta> meta;
-};
-
-inline PanelScratch& panel_scratch() {
-  static thread_local PanelScratch scratch;
-  return scratch;
-}
-
 // Below this many activation rows, packing costs more than it saves (measured on Zen3:
 // the panel wins from n = 4 on): the rows are dotted in place by block_tile_avx2.
 constexpr int64_t kPanelMinN = 4;
@@ -213,29 +199,25 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
     run_tiles(tiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
     return;
   }
-  PanelScratch& s = panel_scratch();
-  const size_t panel_vectors = (size_t(nb) * kPanelBlockBytes + 31) / 32;
-  if (s.panel.size() < panel_vectors) s.panel.resize(panel_vectors);
-  uint8_t* panel = reinterpret_cast<uint8_t*>(s.panel.data());
-  int64_t chunk = x_row_bytes ? int64_t(kChunkBytes / x_row_bytes) : n;
-  chunk = chunk < C ? C : chunk - chunk % C;
-  if (chunk > n) chunk = n;
-  if (s.meta.size() < size_t(chunk * nb)) s.meta.resize(size_t(chunk * nb));
+  auto& s = PanelScratch<32, ActivationMeta>::of_this_thread();
+  uint8_t* panel = s.panel_bytes(size_t(nb) * kPanelBlockBytes);
+  const int64_t chunk = chunk_rows(x_row_bytes, n, C);
+  ActivationMeta* meta = s.metas(size_t(chunk * nb));
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     const uint8_t* xi = x + size_t(i0) * x_row_bytes;
-    activation_meta<kOffset>(nb, xi, x_row_bytes, i1 - i0, s.meta.data());
+    activation_meta<kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
     for (int64_t r = r0; r < r1; r += kPanelRows) {
       const int rows = int(r1 - r < kPanelRows ? r1 - r : kPanelRows);
       pack_panel<Weights>(nb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
       float* yr = y + size_t(i0) * y_stride + size_t(r);
       int64_t i = 0;
       for (; i + C <= i1 - i0; i += C)
-        panel_tile<kOffset, C>(nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, s.meta.data() + i * nb, rows,
+        panel_tile<kOffset, C>(nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows,
                                yr + size_t(i) * y_stride, y_stride);
       const int64_t left = i1 - i0 - i;
       const uint8_t* xl = xi + size_t(i) * x_row_bytes;
-      const ActivationMeta* ml = s.meta.data() + i * nb;
+      const ActivationMeta* ml = meta + i * nb;
       float* yl = yr + size_t(i) * y_stride;
       if (left == 3) panel_tile<kOffset, 3>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride);
       if (left == 2) panel_tile<kOffset, 2>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride);

@@ -114,19 +114,6 @@ void panel_tile_vnni(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t 
   }
 }
 
-struct alignas(64) Bytes64 {
-  uint8_t b[64];
-};
-struct VnniPanelScratch {
-  std::vector<Bytes64> panel;  // 64-byte aligned (C++17 aligned new)
-  std::vector<VnniActivationMeta> meta;
-};
-
-inline VnniPanelScratch& vnni_panel_scratch() {
-  static thread_local VnniPanelScratch scratch;
-  return scratch;
-}
-
 // The MatmulFn body for n >= kVnniPanelMinN: activation rows in chunks that stay in L2;
 // per 16 weight rows one panel and every activation row of the chunk, 4 at a time.
 template <class Weights>
@@ -135,24 +122,20 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
   constexpr int C = 4;
   const int64_t nb = k / 32;
   if (nb == 0 || r1 <= r0 || n <= 0) return;
-  VnniPanelScratch& s = vnni_panel_scratch();
-  const size_t panel_vectors = size_t(nb) * kVnniPanelBlockBytes / 64;
-  if (s.panel.size() < panel_vectors) s.panel.resize(panel_vectors);
-  uint8_t* panel = reinterpret_cast<uint8_t*>(s.panel.data());
-  int64_t chunk = int64_t(kChunkBytes / x_row_bytes);
-  chunk = chunk < C ? C : chunk - chunk % C;
-  if (chunk > n) chunk = n;
-  if (s.meta.size() < size_t(chunk * nb)) s.meta.resize(size_t(chunk * nb));
+  auto& s = PanelScratch<64, VnniActivationMeta>::of_this_thread();
+  uint8_t* panel = s.panel_bytes(size_t(nb) * kVnniPanelBlockBytes);
+  const int64_t chunk = chunk_rows(x_row_bytes, n, C);
+  VnniActivationMeta* meta = s.metas(size_t(chunk * nb));
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     const uint8_t* xi = x + size_t(i0) * x_row_bytes;
-    vnni_activation_meta<Weights::kOffset>(nb, xi, x_row_bytes, i1 - i0, s.meta.data());
+    vnni_activation_meta<Weights::kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
     for (int64_t r = r0; r < r1; r += kVnniPanelRows) {
       const int rows = int(r1 - r < kVnniPanelRows ? r1 - r : kVnniPanelRows);
       pack_panel_vnni<Weights>(nb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
       for (int64_t i = 0; i < i1 - i0;) {
         const uint8_t* xl = xi + size_t(i) * x_row_bytes;
-        const VnniActivationMeta* ml = s.meta.data() + i * nb;
+        const VnniActivationMeta* ml = meta + i * nb;
         float* yl = y + size_t(i0 + i) * y_stride + size_t(r);
         const int64_t left = i1 - i0 - i;
         if (left >= 4) panel_tile_vnni<4>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride), i += 4;

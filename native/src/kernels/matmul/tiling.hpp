@@ -16,6 +16,7 @@
 // across them by the linker, running AVX512 code on an AVX2 machine.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace deepmla::kernels {
 namespace {
@@ -28,11 +29,44 @@ using TileFn = void (*)(int64_t k, const uint8_t* w, size_t w_row_bytes, const u
 // Activation bytes a chunk may hold: about half of a 512 KiB..2 MiB L2.
 constexpr size_t kChunkBytes = size_t(192) << 10;
 
+// Activation rows per chunk: as many as fit in kChunkBytes, a multiple of the tile width
+// `cols` (at least one tile), at most n.
+inline int64_t chunk_rows(size_t x_row_bytes, int64_t n, int cols) {
+  int64_t chunk = x_row_bytes ? int64_t(kChunkBytes / x_row_bytes) : n;
+  chunk = chunk < cols ? cols : chunk - chunk % cols;
+  return chunk < n ? chunk : n;
+}
+
+// Per-thread scratch of a panel kernel (packed weight panel, Align-byte aligned, and one
+// Meta per activation block of a chunk), grown on demand and kept: a call allocates
+// nothing in steady state.
+template <size_t Align, class Meta>
+struct PanelScratch {
+  struct alignas(Align) Unit {
+    uint8_t b[Align];
+  };
+  std::vector<Unit> panel;  // aligned by C++17 aligned new
+  std::vector<Meta> meta;
+
+  static PanelScratch& of_this_thread() {
+    static thread_local PanelScratch scratch;
+    return scratch;
+  }
+  uint8_t* panel_bytes(size_t bytes) {
+    const size_t units = (bytes + Align - 1) / Align;
+    if (panel.size() < units) panel.resize(units);
+    return reinterpret_cast<uint8_t*>(panel.data());
+  }
+  Meta* metas(size_t count) {
+    if (meta.size() < count) meta.resize(count);
+    return meta.data();
+  }
+};
+
 template <int MR, int NC>
 void run_tiles(const TileFn (&tiles)[MR][NC], int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
-  int64_t chunk = x_row_bytes ? int64_t(kChunkBytes / x_row_bytes) : n;
-  chunk = chunk < NC ? NC : chunk - chunk % NC;
+  const int64_t chunk = chunk_rows(x_row_bytes, n, NC);
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     for (int64_t r = r0; r < r1; r += MR) {
