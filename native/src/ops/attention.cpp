@@ -2,13 +2,14 @@
 // (rows [0, n_past + n_tokens) are filled before they run) and mask causally: query t
 // sees cache rows j <= n_past + t.
 //  attn_absorbed     (mla 1, 2, and 3 for small batches): q [576, H, N] against the
-//                    [c ; k_pe] rows; V is the first 512 of each row, or the V^T cache.
+//                    [c ; k_pe] rows; V is the first 512 of each row, or (flash = 0
+//                    only) the V^T cache of mla 1.
 //  attn_standard     (mla 0): per-head K [192, H, ctx] and V [128, H, ctx] caches.
 //  attn_decompressed (mla 3 for large batches): the cached c is decompressed with
 //                    attn_kv_b chunk by chunk, then standard attention per head.
 // flash = 1: one pass with an online softmax, K*Q never materialised. flash = 0: K*Q is
 // materialised for groups of heads whose K*Q buffer fits in `amb` MiB (0 = all heads).
-// attn_absorbed with flash and no V^T cache is flash MLA (seed 004): it runs the
+// attn_absorbed with flash is flash MLA (seed 004): it runs the
 // kernels of kernels/attention/ (one per K-cache type and ISA, flash_mla_scalar the
 // reference). The other paths are scalar loops over attention_vec_ops()'s dot and axpy.
 #include <algorithm>
@@ -116,79 +117,6 @@ void merge_splits(const AttentionVecOps& vec, const float* parts, int64_t splits
   }
   const float inv = 1.0f / sum;
   for (int64_t c = 0; c < dv; ++c) o[c] *= inv;
-}
-
-// KV splits per query in the flash path: token generation has one query, so the cache
-// is split across threads and the partial softmax states merged.
-int64_t absorbed_splits(int64_t n_tokens, int n_threads) {
-  return n_tokens >= 2 * n_threads ? 1 : (2 * n_threads + n_tokens - 1) / n_tokens;
-}
-
-size_t absorbed_state_floats(const Absorbed& a) { return size_t(a.n_head) * size_t(2 + a.dv); }
-
-// Adds cache rows [j0, j1) to the states of all heads of query t.
-void absorbed_rows(const AttentionVecOps& vec, const Absorbed& a, int64_t t, int64_t j0, int64_t j1, float* state, float* kbuf, float* vtmp) {
-  const int64_t H = a.n_head;
-  float* m = state;
-  float* l = state + H;
-  float* acc = state + 2 * H;
-  for (int64_t c0 = j0; c0 < j1; c0 += kChunk) {
-    const int64_t n = std::min(kChunk, j1 - c0);
-    for (int64_t j = 0; j < n; ++j) dequantize_row(*a.k, c0 + j, 0, kbuf + j * a.dq);
-    for (int64_t h = 0; h < H; ++h) {
-      const float* qh = a.q->ptr<float>(h, t);
-      Online o{m + h, l + h, acc + h * a.dv, a.dv};
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = o.add(vec.dot(qh, kbuf + j * a.dq, a.dq) * a.scale);
-        if (!a.vt) vec.axpy(o.acc, p, kbuf + j * a.dq, a.dv);
-        else vtmp[j] = p;
-      }
-      if (a.vt) {
-        // V^T rows are channels: acc[c] += sum_j p_j vT[c][c0 + j].
-        const TypeTraits& vtt = type_traits(a.vt->desc.type);
-        float seg[kChunk];
-        for (int64_t c = 0; c < a.dv; ++c) {
-          const uint8_t* row = a.vt->data + c * a.vt->desc.nb[1] + c0 * 2;
-          vtt.dequantize_row(row, seg, n);
-          o.acc[c] += vec.dot(vtmp, seg, n);
-        }
-      }
-    }
-  }
-}
-
-// Flash with a V^T cache (mla 1): scores from K, values from the channels of V^T.
-void run_absorbed_flash(const CompiledOp& op, ExecState& st) {
-  const AttentionVecOps& vec = attention_vec_ops();
-  const Absorbed a = absorbed_of(op);
-  const int64_t n_kv = st.n_past + a.n_tokens;
-  const int64_t splits = std::min(absorbed_splits(a.n_tokens, st.pool->size()), (n_kv + kChunk - 1) / kChunk);
-  const size_t state_floats = absorbed_state_floats(a);
-  float* parts = reinterpret_cast<float*>(st.shared_scratch);
-  st.pool->parallel_for(a.n_tokens * splits, [&](int64_t task, int thread) {
-    const int64_t t = task / splits, s = task % splits;
-    float* scratch = reinterpret_cast<float*>(st.scratch_for(thread));
-    float* kbuf = scratch;
-    float* vtmp = kbuf + kChunk * a.dq;
-    float* state = splits == 1 ? vtmp + kChunk : parts + size_t(task) * state_floats;
-    for (int64_t h = 0; h < a.n_head; ++h) Online{state + h, state + a.n_head + h, state + 2 * a.n_head + h * a.dv, a.dv}.reset();
-    const int64_t visible = st.n_past + t + 1;
-    const int64_t per_split = (n_kv + splits - 1) / splits;
-    const int64_t j0 = s * per_split, j1 = std::min(visible, (s + 1) * per_split);
-    if (j0 < j1) absorbed_rows(vec, a, t, j0, j1, state, kbuf, vtmp);
-    if (splits == 1)
-      for (int64_t h = 0; h < a.n_head; ++h) {
-        float* o = a.out->ptr<float>(h, t);
-        const float inv = 1.0f / state[a.n_head + h];
-        for (int64_t c = 0; c < a.dv; ++c) o[c] = state[2 * a.n_head + h * a.dv + c] * inv;
-      }
-  });
-  if (splits == 1) return;
-  st.pool->parallel_for(a.n_tokens * a.n_head, [&](int64_t task, int) {
-    const int64_t t = task / a.n_head, h = task % a.n_head;
-    merge_splits(vec, parts + size_t(t * splits) * state_floats, splits, state_floats, a.n_head, h, a.dv,
-                 a.out->ptr<float>(h, t));
-  });
 }
 
 // ---- attn_absorbed, flash, K cache only: the flash MLA kernels --------------------------
@@ -692,20 +620,15 @@ void bind_attn_absorbed(CompiledOp& op, const Context& context, int64_t n_tokens
   }
   const int n_threads = context.n_threads();
   if (flash(op)) {
-    const int64_t splits = absorbed_splits(n_tokens, n_threads);
-    if (a.vt) {
-      op.shared_scratch = splits > 1 ? size_t(n_tokens * splits) * absorbed_state_floats(a) * 4 : 0;
-      op.thread_scratch = size_t(kChunk * a.dq + kChunk) * 4 + absorbed_state_floats(a) * 4;
-      op.run = run_absorbed_flash;
-    } else {
-      flash_mla_kernel(a.k->desc.type, a.dq, a.dv);  // UNSUPPORTED for other cache types
-      const FlashPlan plan = flash_plan(a.n_head, n_tokens, n_threads);
-      op.shared_scratch = plan.max_splits > 1
-                              ? size_t(plan.row_tasks() * plan.max_splits) * flash_state_floats(plan, a.dv) * 4
-                              : 0;
-      op.thread_scratch = flash_thread_layout(plan, a.dq, a.dv).total;
-      op.run = run_absorbed_flash_mla;
-    }
+    // Flash attention takes V from the K cache (seed 004: "kv^T: not used").
+    if (a.vt) op_error(op, "flash attention reads V from the K cache: a V^T cache is for flash off");
+    flash_mla_kernel(a.k->desc.type, a.dq, a.dv);  // UNSUPPORTED for other cache types
+    const FlashPlan plan = flash_plan(a.n_head, n_tokens, n_threads);
+    op.shared_scratch = plan.max_splits > 1
+                            ? size_t(plan.row_tasks() * plan.max_splits) * flash_state_floats(plan, a.dv) * 4
+                            : 0;
+    op.thread_scratch = flash_thread_layout(plan, a.dq, a.dv).total;
+    op.run = run_absorbed_flash_mla;
   } else {
     const int64_t group = heads_per_group(op, a.n_head, n_tokens, context.n_ctx());
     op.shared_scratch = size_t(context.n_ctx() * a.dq + group * n_tokens * context.n_ctx()) * 4;
