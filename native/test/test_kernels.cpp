@@ -233,12 +233,15 @@ TEST(kernels_matmul_variants_match_scalar) {
 }
 
 TEST(kernels_matmul_large_n_crosses_chunks) {
-  // Enough activation rows that the tiling splits them into several L2 chunks.
+  // Enough activation rows that the tiling splits them into several chunks: 1201 rows
+  // of k = 7168 are over 8.5 MB in every activation type, past both the L2-sized chunks
+  // of the in-place tiles (192 KiB) and the panel kernels' 8 MiB (tiling.hpp).
   Rng rng(12);
   for (TensorType type : kMatmulTypes) {
-    const int64_t k = 576;
+    const int64_t k = 7168, n = 1201;
+    CHECK(int64_t(row_bytes(type_traits(type).vec_dot_type, k)) * n > (int64_t(8) << 20));
     const Matrix w = random_matrix(rng, type, 9, k, 1.0f);
-    const Matrix x = random_activations(rng, type_traits(type).vec_dot_type, 517, k);
+    const Matrix x = random_activations(rng, type_traits(type).vec_dot_type, n, k);
     for (const MatmulKernel& kernel : matmul_kernels(type)) CHECK(compare_matmul(kernel, w, 0, 9, x) == 0);
   }
 }

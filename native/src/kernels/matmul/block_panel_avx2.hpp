@@ -176,7 +176,7 @@ void direct_tile(int64_t k, const uint8_t* w, size_t wb, const uint8_t* x, size_
   block_tile_avx2<SignedView<Weights>, R, C>(k, w, wb, x, xb, y, ys);
 }
 
-// The MatmulFn body: activation rows in chunks that stay in L2, then for each group of
+// The MatmulFn body: activation rows in chunks that stay in L3, then for each group of
 // 8 weight rows one panel and every activation row of the chunk, 4 at a time.
 template <class Weights>
 void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
@@ -201,7 +201,7 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   }
   auto& s = PanelScratch<32, ActivationMeta>::of_this_thread();
   uint8_t* panel = s.panel_bytes(size_t(nb) * kPanelBlockBytes);
-  const int64_t chunk = chunk_rows(x_row_bytes, n, C);
+  const int64_t chunk = chunk_rows(kPanelChunkBytes, x_row_bytes, n, C);
   ActivationMeta* meta = s.metas(size_t(chunk * nb));
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;

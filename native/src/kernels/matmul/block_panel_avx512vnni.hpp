@@ -114,7 +114,7 @@ void panel_tile_vnni(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t 
   }
 }
 
-// The MatmulFn body for n >= kVnniPanelMinN: activation rows in chunks that stay in L2;
+// The MatmulFn body for n >= kVnniPanelMinN: activation rows in chunks that stay in L3;
 // per 16 weight rows one panel and every activation row of the chunk, 4 at a time.
 template <class Weights>
 void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
@@ -124,7 +124,7 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
   if (nb == 0 || r1 <= r0 || n <= 0) return;
   auto& s = PanelScratch<64, VnniActivationMeta>::of_this_thread();
   uint8_t* panel = s.panel_bytes(size_t(nb) * kVnniPanelBlockBytes);
-  const int64_t chunk = chunk_rows(x_row_bytes, n, C);
+  const int64_t chunk = chunk_rows(kPanelChunkBytes, x_row_bytes, n, C);
   VnniActivationMeta* meta = s.metas(size_t(chunk * nb));
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;

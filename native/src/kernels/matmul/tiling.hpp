@@ -3,12 +3,12 @@
 // functions, tiles[R - 1][C - 1] computing R weight rows x C activation rows (each over
 // the whole k), and run_tiles walks [r0, r1) x [0, n) with them:
 //
-//   for each chunk of activation rows that fits in L2 (kChunkBytes):
+//   for each chunk of activation rows that fits in cache (kChunkBytes):
 //     for each group of MR weight rows:
 //       for each group of NC activation rows in the chunk: one tile
 //
 // so a weight row group is read from memory once per chunk and reused from L1 across
-// the chunk, and the chunk's activations stay in L2 while all weight rows stream by.
+// the chunk, and the chunk's activations stay in cache while all weight rows stream by.
 // GEMV (n = 1) degenerates to streaming W once; GEMM (n up to 512) reads W n/chunk times.
 //
 // Everything here has internal linkage on purpose: this header is compiled into files
@@ -26,13 +26,23 @@ namespace {
 using TileFn = void (*)(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
                         float* y, size_t y_stride);
 
-// Activation bytes a chunk may hold: about half of a 512 KiB..2 MiB L2.
+// Activation bytes a chunk may hold when the tiles read weights in place (run_tiles):
+// about half of a 512 KiB..2 MiB L2.
 constexpr size_t kChunkBytes = size_t(192) << 10;
 
-// Activation rows per chunk: as many as fit in kChunkBytes, a multiple of the tile width
-// `cols` (at least one tile), at most n.
-inline int64_t chunk_rows(size_t x_row_bytes, int64_t n, int cols) {
-  int64_t chunk = x_row_bytes ? int64_t(kChunkBytes / x_row_bytes) : n;
+// The same for the panel kernels, which pack every weight panel again for each chunk;
+// a pack costs about a third of an 8 x 4 tile. With L2-sized chunks a 512-row
+// micro-batch packed each panel 6 times (k = 2048) or 32 times (k = 10944: 89 GMAC/s).
+// Activations read from L3 keep up with the tiles (a tile reads ~7 GB/s of them), so one
+// chunk per micro-batch: Zen3, 2 threads, n = 512: k = 2048 108 -> 115 GMAC/s, k = 10944
+// 89 -> 112-120. (run_tiles' float tiles lose half their speed with chunks this large.)
+// The cap keeps a chunk within a shared L3 for very long rows or micro-batches.
+constexpr size_t kPanelChunkBytes = size_t(8) << 20;
+
+// Activation rows per chunk: as many as fit in `budget` bytes, a multiple of the tile
+// width `cols` (at least one tile), at most n.
+inline int64_t chunk_rows(size_t budget, size_t x_row_bytes, int64_t n, int cols) {
+  int64_t chunk = x_row_bytes ? int64_t(budget / x_row_bytes) : n;
   chunk = chunk < cols ? cols : chunk - chunk % cols;
   return chunk < n ? chunk : n;
 }
@@ -66,7 +76,7 @@ struct PanelScratch {
 template <int MR, int NC>
 void run_tiles(const TileFn (&tiles)[MR][NC], int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
-  const int64_t chunk = chunk_rows(x_row_bytes, n, NC);
+  const int64_t chunk = chunk_rows(kChunkBytes, x_row_bytes, n, NC);
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     for (int64_t r = r0; r < r1; r += MR) {
