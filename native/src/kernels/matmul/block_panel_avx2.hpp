@@ -69,7 +69,10 @@ inline __m256i broadcast_dword(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Per activation row and block: its float scale and (unsigned weights) kOffset * sum(a).
+// Per activation row and block, for unsigned weights (kOffset > 0): its float scale and
+// kOffset * sum(a), computed once per chunk. Signed weights need only the scale, which
+// the tile reads from the block it loads anyway: a separate pass over every block of the
+// chunk cost ~1% of prompt processing in cache misses.
 struct ActivationMeta {
   float d;
   int32_t offset_sum;
@@ -77,6 +80,7 @@ struct ActivationMeta {
 
 template <int kOffset>
 void activation_meta(int64_t nb, const uint8_t* x, size_t x_row_bytes, int64_t n, ActivationMeta* meta) {
+  static_assert(kOffset > 0, "signed weights read the scales in the tile");
   using formats::BlockQ8_0;
   const __m256i ones8 = _mm256_set1_epi8(1);
   for (int64_t i = 0; i < n; ++i) {
@@ -84,12 +88,9 @@ void activation_meta(int64_t nb, const uint8_t* x, size_t x_row_bytes, int64_t n
     for (int64_t b = 0; b < nb; ++b) {
       ActivationMeta& m = meta[i * nb + b];
       m.d = _cvtsh_ss(xb[b].d);
-      m.offset_sum = 0;
-      if (kOffset != 0) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
-        const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, a), _mm256_set1_epi16(1));
-        m.offset_sum = kOffset * hsum_epi32(s);
-      }
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
+      const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, a), _mm256_set1_epi16(1));
+      m.offset_sum = kOffset * hsum_epi32(s);
     }
   }
 }
@@ -142,8 +143,10 @@ void panel_tile(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row
     }
     const __m256 dw = _mm256_load_ps(reinterpret_cast<const float*>(pb));
     DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c)
-      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[c]), _mm256_mul_ps(dw, _mm256_set1_ps(meta[c * nb + b].d)), acc[c]);
+    for (int c = 0; c < C; ++c) {
+      const float da = kOffset == 0 ? _cvtsh_ss(xc[c][b].d) : meta[c * nb + b].d;
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[c]), _mm256_mul_ps(dw, _mm256_set1_ps(da)), acc[c]);
+    }
   }
   DEEPMLA_UNROLL
   for (int c = 0; c < C; ++c) {
@@ -177,12 +180,24 @@ void direct_tile(int64_t k, const uint8_t* w, size_t wb, const uint8_t* x, size_
 }
 
 // The MatmulFn body: activation rows in chunks that stay in L3, then for each group of
-// 8 weight rows one panel and every activation row of the chunk, 4 at a time.
+// 8 weight rows one panel and every activation row of the chunk, 6 at a time.
 template <class Weights>
 void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                 size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   constexpr int kOffset = Weights::kOffset;
-  constexpr int C = 4;
+  // 8 x 6 tiles: 12 accumulators fit the 16 registers beside the weights, and the
+  // per-register weight load is shared by 6 activation rows (1 thread, k = m = 2048,
+  // n = 510: 57.0 GMAC/s against 55.5 with 8 x 4).
+  constexpr int C = 6;
+  using PanelTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, const ActivationMeta*, int, float*,
+                               size_t);
+  static constexpr PanelTileFn panel_tiles[C + 1] = {nullptr,
+                                               panel_tile<kOffset, 1>,
+                                               panel_tile<kOffset, 2>,
+                                               panel_tile<kOffset, 3>,
+                                               panel_tile<kOffset, 4>,
+                                               panel_tile<kOffset, 5>,
+                                               panel_tile<kOffset, 6>};
   const int64_t nb = k / 32;
   if (nb == 0 || r1 <= r0 || n <= 0) return;
   if (n == 1) {
@@ -202,26 +217,20 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   auto& s = PanelScratch<32, ActivationMeta>::of_this_thread();
   uint8_t* panel = s.panel_bytes(size_t(nb) * kPanelBlockBytes);
   const int64_t chunk = chunk_rows(kPanelChunkBytes, x_row_bytes, n, C);
-  ActivationMeta* meta = s.metas(size_t(chunk * nb));
+  ActivationMeta* meta = kOffset > 0 ? s.metas(size_t(chunk * nb)) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     const uint8_t* xi = x + size_t(i0) * x_row_bytes;
-    activation_meta<kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
+    if constexpr (kOffset > 0) activation_meta<kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
     for (int64_t r = r0; r < r1; r += kPanelRows) {
       const int rows = int(r1 - r < kPanelRows ? r1 - r : kPanelRows);
       pack_panel<Weights>(nb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
       float* yr = y + size_t(i0) * y_stride + size_t(r);
-      int64_t i = 0;
-      for (; i + C <= i1 - i0; i += C)
-        panel_tile<kOffset, C>(nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows,
-                               yr + size_t(i) * y_stride, y_stride);
-      const int64_t left = i1 - i0 - i;
-      const uint8_t* xl = xi + size_t(i) * x_row_bytes;
-      const ActivationMeta* ml = meta + i * nb;
-      float* yl = yr + size_t(i) * y_stride;
-      if (left == 3) panel_tile<kOffset, 3>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride);
-      if (left == 2) panel_tile<kOffset, 2>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride);
-      if (left == 1) panel_tile<kOffset, 1>(nb, panel, xl, x_row_bytes, ml, rows, yl, y_stride);
+      for (int64_t i = 0; i < i1 - i0; i += C) {
+        const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
+        panel_tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows, yr + size_t(i) * y_stride,
+                    y_stride);
+      }
     }
   }
 }
