@@ -3,6 +3,9 @@
 // reference. Built by the optional target deepmla_bench_kernels; not a test (timings).
 //   build/deepmla_bench_kernels [--threads N] [--reps R] [--types q8_0,q6_0,...] [--n 1,2,512]
 //                               [--k K] [--m M] [--cpu-time 1]
+// --swiglu ROWS instead times each SwiGLU variant (one core), ns per element, on ROWS
+// rows of --k values (default 1408; 3072 x 1408: a 512-token micro-batch's 6 experts per token of
+// DeepSeek-V2-Lite, 52 MB of g, u and out) and on one row again and again (in L1).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -108,20 +111,47 @@ double read_bandwidth(int threads, int reps) {
   return double(n) / t / 1e9;
 }
 
+void bench_swiglu(int64_t rows, int64_t cols, int reps) {
+  const size_t n = size_t(rows * cols);
+  std::vector<float> g(n), u(n), out(n);
+  uint64_t s = 88172645463325252ull;
+  auto rnd = [&] { s ^= s << 13, s ^= s >> 7, s ^= s << 17; return float(int64_t(s % 2001) - 1000) / 250.0f; };
+  for (size_t i = 0; i < n; ++i) g[i] = rnd(), u[i] = rnd();
+  for (const SwigluKernel& kernel : swiglu_kernels()) {
+    // Separate out: in place (as moe_ffn) would feed each rep the last one's results.
+    const double all = median_time(reps, [&] {
+      return timed(1, [&](int) {
+        for (int64_t r = 0; r < rows; ++r)
+          kernel.fn(g.data() + r * cols, u.data() + r * cols, out.data() + r * cols, cols);
+      });
+    });
+    const double one = median_time(reps, [&] {
+      return timed(1, [&](int) {
+        for (int rep = 0; rep < 1000; ++rep) kernel.fn(g.data(), u.data(), out.data(), cols);
+      });
+    });
+    std::printf("%-16s %ld x %ld: %6.3f ns/element   1 row x 1000 (in L1): %6.3f ns/element\n", kernel.name,
+                long(cols), long(rows), all / double(n) * 1e9, one / (1000.0 * double(cols)) * 1e9);
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 5;
-  int64_t k = 2048, m_fixed = 0;
+  int64_t k = 2048, m_fixed = 0, swiglu_rows = 0;
+  bool k_given = false;
   std::string types = "q8_0,q6_0,q8_KV,f16,bf16,f32";
   std::vector<int64_t> ns = {1, 2, 4, 8, 16, 64, 512};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--types")) types = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]), k_given = true;
     else if (!std::strcmp(argv[i], "--m")) m_fixed = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = std::atoi(argv[i + 1]) != 0;
+    else if (!std::strcmp(argv[i], "--swiglu")) swiglu_rows = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--n")) {
       ns.clear();
       for (const char* p = argv[i + 1]; *p;) {
@@ -129,6 +159,10 @@ int main(int argc, char** argv) {
         if (*p == ',') ++p;
       }
     }
+  }
+  if (swiglu_rows > 0) {
+    bench_swiglu(swiglu_rows, k_given ? k : 1408, reps);
+    return 0;
   }
   std::printf("read bandwidth (AVX2 stream, 512 MiB), %d thread(s): %.1f GB/s%s\n", threads,
               read_bandwidth(threads, reps), threads > 1 ? (g_cpu_time ? " [max thread CPU time]" : " [wall]") : "");

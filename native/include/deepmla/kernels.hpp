@@ -62,6 +62,24 @@ QuantizeRowFn activation_quantizer(TensorType vec_dot_type);
 // Every registered converter the machine can run at the active ISA, lowest ISA first.
 std::vector<QuantizeKernel> activation_quantizers(TensorType vec_dot_type);
 
+// SwiGLU over one row: out[i] = silu(g[i]) * u[i], silu(x) = x / (1 + e^-x). out may be
+// g or u (moe_ffn writes it over g) but must not otherwise overlap them. The scalar
+// variant (libm expf) is the reference; the SIMD ones compute e^x themselves and stay
+// within 4 ulps of it (6 where 1 + e^-g rounds a tie), with the same infinities, signed
+// zeros and NaNs (native/test/test_swiglu.cpp).
+using SwigluRowFn = void (*)(const float* g, const float* u, float* out, int64_t n);
+
+struct SwigluKernel {
+  Isa isa;
+  const char* name;
+  SwigluRowFn fn;
+};
+
+// The best variant at the active ISA.
+const SwigluKernel& swiglu_kernel();
+// Every registered variant the machine can run at the active ISA, lowest ISA first.
+std::vector<SwigluKernel> swiglu_kernels();
+
 
 // ---- Attention ------------------------------------------------------------------------
 // Flash MLA (DESIGN.md "MLA, concretely", seed 004): online-softmax attention of n_rows

@@ -12,17 +12,20 @@ namespace kernels {
   void symbol(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x, \
               size_t x_row_bytes, int64_t n, float* y, size_t y_stride);
 #define DEEPMLA_KERNEL_quantize(symbol) void symbol(const float* src, void* dst, int64_t n);
+#define DEEPMLA_KERNEL_swiglu(symbol) void symbol(const float* g, const float* u, float* out, int64_t n);
 #define DEEPMLA_KERNEL(op, type, isa, symbol) DEEPMLA_KERNEL_##op(symbol)
 #include "kernels/registry.inc"
 #undef DEEPMLA_KERNEL
 #undef DEEPMLA_KERNEL_matmul
 #undef DEEPMLA_KERNEL_quantize
+#undef DEEPMLA_KERNEL_swiglu
 }  // namespace kernels
 
 namespace {
 
 #define DEEPMLA_KERNEL_matmul(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol},
 #define DEEPMLA_KERNEL_quantize(type, isa, symbol)
+#define DEEPMLA_KERNEL_swiglu(type, isa, symbol)
 #define DEEPMLA_KERNEL(op, type, isa, symbol) DEEPMLA_KERNEL_##op(type, isa, symbol)
 const MatmulKernel kMatmulKernels[] = {
 #include "kernels/registry.inc"
@@ -35,12 +38,22 @@ const MatmulKernel kMatmulKernels[] = {
 const QuantizeKernel kQuantizeKernels[] = {
 #include "kernels/registry.inc"
 };
+#undef DEEPMLA_KERNEL_quantize
+#undef DEEPMLA_KERNEL_swiglu
+
+#define DEEPMLA_KERNEL_quantize(type, isa, symbol)
+#define DEEPMLA_KERNEL_swiglu(type, isa, symbol) {Isa::isa, #symbol, kernels::symbol},
+const SwigluKernel kSwigluKernels[] = {
+#include "kernels/registry.inc"
+};
 #undef DEEPMLA_KERNEL_matmul
 #undef DEEPMLA_KERNEL_quantize
+#undef DEEPMLA_KERNEL_swiglu
 #undef DEEPMLA_KERNEL
 
 TensorType type_of(const MatmulKernel& kernel) { return kernel.weight_type; }
 TensorType type_of(const QuantizeKernel& kernel) { return kernel.type; }
+TensorType type_of(const SwigluKernel&) { return TensorType::F32; }
 
 // Runnable variants of one type, lowest ISA first (stable for equal ISAs).
 template <class Kernel, size_t N>
@@ -85,5 +98,10 @@ QuantizeRowFn activation_quantizer(TensorType vec_dot_type) {
 std::vector<QuantizeKernel> activation_quantizers(TensorType vec_dot_type) {
   return runnable(kQuantizeKernels, vec_dot_type, false);
 }
+
+// The scalar variant always exists and runs: best() cannot come back empty.
+const SwigluKernel& swiglu_kernel() { return *best(kSwigluKernels, TensorType::F32); }
+
+std::vector<SwigluKernel> swiglu_kernels() { return runnable(kSwigluKernels, TensorType::F32, false); }
 
 }  // namespace deepmla

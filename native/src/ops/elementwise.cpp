@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "deepmla/kernels.hpp"
 #include "ops/ops.hpp"
 
 namespace deepmla::ops {
@@ -58,11 +59,8 @@ void run_add(const CompiledOp& op, ExecState& s) {
 void run_swiglu(const CompiledOp& op, ExecState& s) {
   const Tensor &gate = *op.in[0], &up = *op.in[1], &out = *op.out[0];
   const int64_t n = gate.desc.ne[0];
-  for_rows(s, n_rows(gate), [&](int64_t r) {
-    const float *g = row_f32(gate, r), *u = row_f32(up, r);
-    float* o = row_f32(out, r);
-    for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  });
+  const SwigluRowFn swiglu = swiglu_kernel().fn;
+  for_rows(s, n_rows(gate), [&](int64_t r) { swiglu(row_f32(gate, r), row_f32(up, r), row_f32(out, r), n); });
 }
 
 void run_copy(const CompiledOp& op, ExecState& s) {

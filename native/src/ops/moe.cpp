@@ -167,10 +167,10 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
 
   // 3. SwiGLU, converted for the down projection.
   const QuantizeRowFn quantize_h = activation_quantizer(type_traits(down.desc.type).vec_dot_type);
+  const SwigluRowFn swiglu = swiglu_kernel().fn;
   st.pool->parallel_for(l.slots, [&](int64_t p, int thread) {
     float* gp = g + p * l.f;
-    const float* up_row = u + p * l.f;
-    for (int64_t i = 0; i < l.f; ++i) gp[i] = gp[i] / (1.0f + std::exp(-gp[i])) * up_row[i];
+    swiglu(gp, u + p * l.f, gp, l.f);  // in place
     quantize_h(gp, base + l.hq + size_t(p) * l.hq_row, l.f);
   });
 
