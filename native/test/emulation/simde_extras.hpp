@@ -1,0 +1,91 @@
+#pragma once
+// Test-only (DEEPMLA_EMULATE_AVX512, CMakeLists.txt): the AVX512 intrinsics our kernels use
+// that SIMDe 0.7.4 (Debian bookworm's libsimde-dev) does not implement, written over the
+// ones it does. Included after simde/x86/avx512.h; each follows Intel's definition.
+#include <cstdint>
+#include <cstring>
+
+static inline simde__m256 deepmla_emu_extractf32x8_ps(simde__m512 a, int imm) {
+  float v[16];
+  simde_mm512_storeu_ps(v, a);
+  return simde_mm256_loadu_ps(v + 8 * (imm & 1));
+}
+#define _mm512_extractf32x8_ps(a, imm) deepmla_emu_extractf32x8_ps(a, imm)
+
+// Round to nearest even (the default MXCSR mode), 0x80000000 for NaN and out of range:
+// the 256-bit conversion on each half has exactly these semantics.
+static inline simde__m512i deepmla_emu_cvtps_epi32(simde__m512 a) {
+  float v[16];
+  int32_t r[16];
+  simde_mm512_storeu_ps(v, a);
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(r), simde_mm256_cvtps_epi32(simde_mm256_loadu_ps(v)));
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(r + 8), simde_mm256_cvtps_epi32(simde_mm256_loadu_ps(v + 8)));
+  return simde_mm512_loadu_si512(r);
+}
+#define _mm512_cvtps_epi32(a) deepmla_emu_cvtps_epi32(a)
+
+// Bytes whose mask bit is clear are zero and not read (the instruction suppresses their
+// faults, which lets kernels load a row's tail without reading past it).
+static inline simde__m512i deepmla_emu_maskz_loadu_epi8(uint64_t k, const void* p) {
+  int8_t r[64];
+  const int8_t* s = static_cast<const int8_t*>(p);
+  for (int i = 0; i < 64; ++i) r[i] = (k >> i) & 1 ? s[i] : 0;
+  return simde_mm512_loadu_si512(r);
+}
+#define _mm512_maskz_loadu_epi8(k, p) deepmla_emu_maskz_loadu_epi8(k, p)
+
+static inline simde__m512 deepmla_emu_cvtepi32_ps(simde__m512i a) {
+  int32_t v[16];
+  float r[16];
+  simde_mm512_storeu_si512(v, a);
+  simde_mm256_storeu_ps(r, simde_mm256_cvtepi32_ps(simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(v))));
+  simde_mm256_storeu_ps(r + 8, simde_mm256_cvtepi32_ps(simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(v + 8))));
+  return simde_mm512_loadu_ps(r);
+}
+#define _mm512_cvtepi32_ps(a) deepmla_emu_cvtepi32_ps(a)
+
+static inline simde__m512i deepmla_emu_maskz_loadu_epi16(uint32_t k, const void* p) {
+  uint16_t r[32];
+  const uint16_t* s = static_cast<const uint16_t*>(p);
+  for (int i = 0; i < 32; ++i) r[i] = (k >> i) & 1 ? s[i] : 0;
+  return simde_mm512_loadu_si512(r);
+}
+#define _mm512_maskz_loadu_epi16(k, p) deepmla_emu_maskz_loadu_epi16(k, p)
+
+static inline simde__m512 deepmla_emu_maskz_loadu_ps(uint32_t k, const void* p) {
+  float r[16];
+  const float* s = static_cast<const float*>(p);
+  for (int i = 0; i < 16; ++i) r[i] = (k >> i) & 1 ? s[i] : 0.0f;
+  return simde_mm512_loadu_ps(r);
+}
+#define _mm512_maskz_loadu_ps(k, p) deepmla_emu_maskz_loadu_ps(k, p)
+
+static inline void deepmla_emu_mask_storeu_ps(void* p, uint32_t k, simde__m512 a) {
+  float v[16];
+  simde_mm512_storeu_ps(v, a);
+  float* d = static_cast<float*>(p);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) d[i] = v[i];
+}
+#define _mm512_mask_storeu_ps(p, k, a) deepmla_emu_mask_storeu_ps(p, k, a)
+
+// VCVTNE2PS2BF16: word i < 16 from b[i], word i >= 16 from a[i - 16]; round to nearest
+// even, NaN -> quiet NaN, denormal inputs -> signed zero (the instruction's DAZ).
+static inline uint16_t deepmla_emu_fp32_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x40);
+  if ((x & 0x7f800000u) == 0) return uint16_t((x >> 16) & 0x8000);
+  return uint16_t((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+static inline simde__m512bh deepmla_emu_cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
+  float va[16], vb[16];
+  uint16_t r[32];
+  simde_mm512_storeu_ps(va, a);
+  simde_mm512_storeu_ps(vb, b);
+  for (int i = 0; i < 16; ++i) r[i] = deepmla_emu_fp32_to_bf16(vb[i]), r[i + 16] = deepmla_emu_fp32_to_bf16(va[i]);
+  simde__m512bh out;
+  std::memcpy(&out, r, sizeof out);
+  return out;
+}
+#define _mm512_cvtne2ps_pbh(a, b) deepmla_emu_cvtne2ps_pbh(a, b)
