@@ -1,17 +1,9 @@
 // SwiGLU rows with AVX512F: the AVX2 variant's operations in 16 lanes (same recipe,
 // swiglu_exp.hpp, so the two give identical results), tail under a mask.
-#include <immintrin.h>
-
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12's AVX512 headers build casts on _mm*_undefined_*() values, which
-// -Wuninitialized flags at every inlined use (GCC PR 105593).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <cstdint>
 
 #include "kernels/activation/swiglu_exp.hpp"
+#include "kernels/matmul/avx512_util.hpp"  // and its GCC 12 pragma for AVX512 headers
 
 namespace deepmla::kernels {
 
