@@ -191,13 +191,9 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   constexpr int C = 6;
   using PanelTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, const ActivationMeta*, int, float*,
                                size_t);
-  static constexpr PanelTileFn panel_tiles[C + 1] = {nullptr,
-                                               panel_tile<kOffset, 1>,
-                                               panel_tile<kOffset, 2>,
-                                               panel_tile<kOffset, 3>,
-                                               panel_tile<kOffset, 4>,
-                                               panel_tile<kOffset, 5>,
-                                               panel_tile<kOffset, 6>};
+  static constexpr PanelTileFn panel_tiles[C + 1] = {
+      nullptr,                panel_tile<kOffset, 1>, panel_tile<kOffset, 2>, panel_tile<kOffset, 3>,
+      panel_tile<kOffset, 4>, panel_tile<kOffset, 5>, panel_tile<kOffset, 6>};
   const int64_t nb = k / 32;
   if (nb == 0 || r1 <= r0 || n <= 0) return;
   if (n == 1) {
@@ -228,8 +224,9 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
       float* yr = y + size_t(i0) * y_stride + size_t(r);
       for (int64_t i = 0; i < i1 - i0; i += C) {
         const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
-        panel_tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows, yr + size_t(i) * y_stride,
-                    y_stride);
+        const ActivationMeta* mi = kOffset > 0 ? meta + i * nb : nullptr;
+        panel_tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, mi, rows, yr + size_t(i) * y_stride,
+                          y_stride);
       }
     }
   }
