@@ -1,7 +1,10 @@
 #pragma once
-// The 8-wide float vector the AVX2 flash MLA variants are written in (see flash_mla.hpp),
-// and the tile sizes that fit its 16 registers. Internal linkage: see kernels/matmul/tiling.hpp.
+// The 8-wide float vector the AVX2 flash MLA and SwiGLU variants are written in (see
+// flash_mla.hpp, activation/swiglu.hpp), and the tile sizes that fit its 16 registers.
+// Internal linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
+
+#include <cstdint>
 
 namespace deepmla::kernels {
 namespace {
@@ -22,6 +25,21 @@ struct Avx2 {
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F min(F a, F b) { return _mm256_min_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F fnma(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }  // c - a b
+  static F neg(F a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static F round(F a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^(n + bias) for integral n with n + bias in [1, 254], built in the exponent field.
+  static F exp2i(F n, int bias) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(bias)), 23));
+  }
+  // The first `count` (< W) lanes; the others are 0 on load and left alone on store.
+  static __m256i lanes(int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static F load_n(const float* p, int64_t count) { return _mm256_maskload_ps(p, lanes(count)); }
+  static void store_n(float* p, F v, int64_t count) { _mm256_maskstore_ps(p, lanes(count), v); }
   static float hsum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

@@ -1,7 +1,7 @@
 #pragma once
-// The 16-wide float vector the AVX512 flash MLA variants are written in (see
-// flash_mla.hpp), and tile sizes for its 32 registers. Internal linkage: see
-// kernels/matmul/tiling.hpp.
+// The 16-wide float vector the AVX512 flash MLA and SwiGLU variants are written in (see
+// flash_mla.hpp, activation/swiglu.hpp), and tile sizes for its 32 registers. Internal
+// linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 
 // hsum512_ps, and the GCC 12 AVX512 warning suppression every _avx512 file needs.
@@ -26,6 +26,18 @@ struct Avx512 {
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F fnma(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a b
+  static F neg(F a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN))); }
+  static F round(F a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^(n + bias) for integral n with n + bias in [1, 254], built in the exponent field.
+  static F exp2i(F n, int bias) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(bias)), 23));
+  }
+  // The first `count` (< W) lanes; the others are 0 on load and left alone on store.
+  static F load_n(const float* p, int64_t count) { return _mm512_maskz_loadu_ps(__mmask16((1u << count) - 1), p); }
+  static void store_n(float* p, F v, int64_t count) { _mm512_mask_storeu_ps(p, __mmask16((1u << count) - 1), v); }
   // Halves by hand: GCC 12's _mm512_reduce_* warn about an undefined register.
   static float hsum(F v) { return hsum512_ps(v); }
   static float hmax(F v) {

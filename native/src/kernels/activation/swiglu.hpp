@@ -1,6 +1,7 @@
 #pragma once
-// The e^x recipe of the SIMD SwiGLU variants, written once so that they agree lane for
-// lane (the AVX512 variant runs the same float operations as the AVX2 one):
+// SwiGLU rows, written once over a float vector type V (attention/simd_avx2.hpp,
+// simd_avx512.hpp) so that the SIMD variants agree lane for lane; a variant file is one
+// line calling swiglu_rows<V>. e^x:
 //
 //   x = clamp(x, kMinArg, kMaxArg)
 //   n = round(x log2(e)),  r = x - n ln2 with ln2 = kLn2Hi + kLn2Lo (Cody-Waite)
@@ -9,8 +10,9 @@
 //
 // The last product only moves the exponent, so it is exact (or overflows): compilers
 // may fuse it with SwiGLU's 1 + e^x into one FMA (GCC does) without changing a bit.
-// Only the constants live here: the code is per ISA, with internal linkage (see
-// kernels/matmul/tiling.hpp on why nothing inline is shared across -m flags).
+// Internal linkage: see kernels/matmul/tiling.hpp.
+#include <cstdint>
+
 namespace deepmla::kernels::swiglu_exp {
 
 // Clamping never changes the result SwiGLU sees, and keeps n within what the exponent
@@ -41,3 +43,42 @@ constexpr float kC5 = 0x1.1239d4p-7f;
 constexpr float kC6 = 0x1.6a244cp-10f;
 
 }  // namespace deepmla::kernels::swiglu_exp
+
+namespace deepmla::kernels {
+namespace {
+
+template <class V>
+typename V::F swiglu_exp_ps(typename V::F x) {
+  using namespace swiglu_exp;
+  using F = typename V::F;
+  x = V::min(V::max(x, V::set1(kMinArg)), V::set1(kMaxArg));
+  const F n = V::round(V::mul(x, V::set1(kLog2e)));
+  F r = V::fnma(n, V::set1(kLn2Hi), x);
+  r = V::fnma(n, V::set1(kLn2Lo), r);
+  F p = V::fma(V::set1(kC6), r, V::set1(kC5));
+  p = V::fma(p, r, V::set1(kC4));
+  p = V::fma(p, r, V::set1(kC3));
+  p = V::fma(p, r, V::set1(kC2));
+  p = V::fma(p, r, V::set1(1.0f));
+  p = V::fma(p, r, V::set1(1.0f));
+  return V::mul(V::add(p, p), V::exp2i(n, 126));
+}
+
+// The reference's operation order: (g / (1 + e^-g)) * u.
+template <class V>
+typename V::F swiglu_vec(typename V::F g, typename V::F u) {
+  const typename V::F e = swiglu_exp_ps<V>(V::neg(g));
+  return V::mul(V::div(g, V::add(V::set1(1.0f), e)), u);
+}
+
+// The tail runs the same lanes under a mask, so an element's result does not depend on
+// its position in the row. out may be g or u.
+template <class V>
+void swiglu_rows(const float* g, const float* u, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(out + i, swiglu_vec<V>(V::load(g + i), V::load(u + i)));
+  if (i < n) V::store_n(out + i, swiglu_vec<V>(V::load_n(g + i, n - i), V::load_n(u + i, n - i)), n - i);
+}
+
+}  // namespace
+}  // namespace deepmla::kernels
