@@ -288,8 +288,13 @@ void run_absorbed_kq(const CompiledOp& op, ExecState& st) {
       float* seg = reinterpret_cast<float*>(st.scratch_for(thread));
       for (int64_t c = task * channel_chunk; c < std::min(a.dv, (task + 1) * channel_chunk); ++c) {
         vtt.dequantize_row(a.vt->data + c * a.vt->desc.nb[1], seg, n_kv);
-        for (int64_t r = 0; r < hn * a.n_tokens; ++r)
-          a.out->ptr<float>(h0 + r / a.n_tokens, r % a.n_tokens)[c] = vec.dot(kq + size_t(r) * size_t(st.n_ctx), seg, n_kv);
+        // Only the query's visible rows: the masked tail is zero, and a dot over the whole
+        // n_kv would group the sum by the micro-batch's length, so one call would differ
+        // from two calls over the same tokens.
+        for (int64_t r = 0; r < hn * a.n_tokens; ++r) {
+          const int64_t t = r % a.n_tokens;
+          a.out->ptr<float>(h0 + r / a.n_tokens, t)[c] = vec.dot(kq + size_t(r) * size_t(st.n_ctx), seg, st.n_past + t + 1);
+        }
       }
     });
   }
