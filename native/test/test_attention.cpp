@@ -16,6 +16,7 @@
 #include "deepmla/kernels.hpp"
 #include "deepmla/types.hpp"
 #include "formats/blocks.hpp"
+#include "kernels/attention/layout.hpp"  // quantize_query_block
 #include "test.hpp"
 
 namespace {
@@ -112,7 +113,9 @@ struct Case {
   int64_t piece;
 };
 
-int compare(const FlashMlaKernel& kernel, const FlashMlaKernel& ref, Rng& rng, const Cache& c, const Case& k) {
+// out_tol: outputs within out_tol * the largest value; lse_tol: each split's log-sum-exp.
+int compare(const FlashMlaKernel& kernel, const FlashMlaKernel& ref, Rng& rng, const Cache& c, const Case& k,
+            double out_tol = 1e-4, double lse_tol = 1e-4) {
   std::vector<float> qmem(size_t(k.rows * kDk));
   for (float& v : qmem) v = rng.normal();
   std::vector<const float*> q(size_t(k.rows));
@@ -137,7 +140,7 @@ int compare(const FlashMlaKernel& kernel, const FlashMlaKernel& ref, Rng& rng, c
   // Softmax weights are within ~1e-5 relative of the reference (scores are sums of 576
   // products in another order, and e^x is a polynomial): outputs within 1e-4 of the
   // largest value.
-  const double tol = 1e-4 * c.vmax + 1e-30;
+  const double tol = out_tol * c.vmax + 1e-30;
   for (int64_t r = 0; r < k.rows; ++r) {
     const std::vector<float> w = merged_output(want, r), g = merged_output(got, r);
     for (int64_t ch = 0; ch < kDv; ++ch) {
@@ -157,7 +160,7 @@ int compare(const FlashMlaKernel& kernel, const FlashMlaKernel& ref, Rng& rng, c
       if (a.l[size_t(r)] == 0) continue;
       const double lse_a = a.m[size_t(r)] + std::log(double(a.l[size_t(r)]));
       const double lse_b = b.m[size_t(r)] + std::log(double(b.l[size_t(r)]));
-      if (!(std::fabs(lse_a - lse_b) <= 1e-4) && bad++ < 3)
+      if (!(std::fabs(lse_a - lse_b) <= lse_tol) && bad++ < 3)
         std::fprintf(stderr, "  %s split %zu row %ld: log-sum-exp %.9g want %.9g\n", kernel.name, s, long(r), lse_b,
                      lse_a);
       for (int64_t pad = kDv; pad < kDv + 3; ++pad)
@@ -166,6 +169,13 @@ int compare(const FlashMlaKernel& kernel, const FlashMlaKernel& ref, Rng& rng, c
     }
   }
   return bad;
+}
+
+// The reference a variant is held to: the float scalar loop, or for a variant that
+// quantizes its queries the scalar loop on those same queries.
+FlashMlaKernel reference_for(const FlashMlaKernel& variant, const std::vector<FlashMlaKernel>& variants) {
+  if (!variant.quantized_queries) return variants.front();
+  return {variant.cache_type, Isa::SCALAR, "flash_mla_quantized_q_scalar", flash_mla_quantized_q_scalar, true};
 }
 
 }  // namespace
@@ -205,10 +215,94 @@ TEST(attention_flash_mla_variants_match_scalar) {
   };
   for (TensorType type : kCacheTypes) {
     const std::vector<FlashMlaKernel> variants = flash_mla_kernels(type);
-    const FlashMlaKernel& ref = variants.front();
     for (const Case& k : cases) {
       const Cache c = random_cache(rng, type, k.n_kv);
-      for (size_t v = 1; v < variants.size(); ++v) CHECK(compare(variants[v], ref, rng, c, k) == 0);
+      for (size_t v = 1; v < variants.size(); ++v)
+        CHECK(compare(variants[v], reference_for(variants[v], variants), rng, c, k) == 0);
+    }
+  }
+}
+
+TEST(attention_quantized_q_reference_is_float_on_rounded_queries) {
+  // The int8 variants' reference is float attention on the queries as they round them:
+  // the same outputs as flash_mla_scalar given q8 * d / scale for q (to float rounding).
+  Rng rng(25);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q8_KV}) {
+    const FlashMlaKernel quantized = {type, Isa::SCALAR, "flash_mla_quantized_q_scalar", flash_mla_quantized_q_scalar,
+                                      true};
+    const FlashMlaKernel ref = flash_mla_kernels(type).front();
+    for (int64_t n_kv : {1, 300, 2048}) {
+      const Cache c = random_cache(rng, type, n_kv);
+      const int64_t rows = 16;
+      const float scale = 0.1f;
+      std::vector<float> qmem(static_cast<size_t>(rows * kDk)), rounded(static_cast<size_t>(rows * kDk));
+      for (float& v : qmem) v = rng.normal();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t b = 0; b < kDk / 32; ++b) {
+          int8_t q8[32];
+          const float d = kernels::quantize_query_block(qmem.data() + r * kDk + 32 * b, scale, q8);
+          for (int i = 0; i < 32; ++i) rounded[size_t(r * kDk + 32 * b + i)] = float(q8[i]) * d / scale;
+        }
+      std::vector<const float*> q(static_cast<size_t>(rows)), qr(static_cast<size_t>(rows));
+      std::vector<int64_t> visible(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        q[size_t(r)] = qmem.data() + r * kDk;
+        qr[size_t(r)] = rounded.data() + r * kDk;
+        visible[size_t(r)] = 1 + rng.below(n_kv);
+      }
+      States want(rows), got(rows);
+      run(ref, c, qr, visible, scale, 0, n_kv, 0, want);
+      run(quantized, c, q, visible, scale, 0, n_kv, 0, got);
+      int bad = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const std::vector<float> w = merged_output({want}, r), g = merged_output({got}, r);
+        for (int64_t ch = 0; ch < kDv; ++ch)
+          if (!(std::fabs(w[size_t(ch)] - g[size_t(ch)]) <= 1e-4 * c.vmax) && bad++ < 3)
+            std::fprintf(stderr, "  %s n_kv=%ld r=%ld c=%ld got %g want %g\n", type_name(type), long(n_kv), long(r),
+                         long(ch), g[size_t(ch)], w[size_t(ch)]);
+      }
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST(attention_quantized_queries_edges) {
+  // Zero, tiny (1 / d overflows) and non-finite query blocks.
+  int8_t out[32];
+  float zeros[32] = {}, tiny[32], big[32];
+  for (int i = 0; i < 32; ++i) tiny[i] = std::ldexp(1.0f, -140) * float(i % 3), big[i] = float(i) - 16.0f;
+  CHECK(kernels::quantize_query_block(zeros, 1.0f, out) == 0.0f);
+  for (int8_t v : out) CHECK(v == 0);
+  CHECK(kernels::quantize_query_block(tiny, 1.0f, out) == 0.0f);
+  for (int8_t v : out) CHECK(v == 0);
+  // max |x| = 16: d = 16 / 127, x = -16 -> -127, x = 15 -> round(15 * 127 / 16) = 119.
+  CHECK(kernels::quantize_query_block(big, 1.0f, out) == 16.0f / 127.0f);
+  CHECK(out[0] == -127 && out[31] == 119 && out[16] == 0);
+  big[7] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(kernels::quantize_query_block(big, 1.0f, out)));
+  big[7] = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(kernels::quantize_query_block(big, 1.0f, out)));
+  // A NaN query row gives NaN outputs in every quantized-query variant and its reference,
+  // as in the float variants: never a silently finite answer.
+  Rng rng(26);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q8_KV}) {
+    const Cache c = random_cache(rng, type, 100);
+    std::vector<float> qmem(size_t(16 * kDk));
+    for (float& v : qmem) v = rng.normal();
+    qmem[size_t(3 * kDk + 40)] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<const float*> q(16);
+    for (int r = 0; r < 16; ++r) q[size_t(r)] = qmem.data() + r * kDk;
+    const std::vector<int64_t> visible(16, 100);
+    std::vector<FlashMlaKernel> kernels;
+    for (const FlashMlaKernel& v : flash_mla_kernels(type))
+      if (v.quantized_queries) kernels.push_back(v);
+    kernels.push_back({type, Isa::SCALAR, "flash_mla_quantized_q_scalar", flash_mla_quantized_q_scalar, true});
+    for (const FlashMlaKernel& kernel : kernels) {
+      States st(16);
+      run(kernel, c, q, visible, 0.1f, 0, 100, 0, st);
+      const std::vector<float> bad_row = merged_output({st}, 3), good_row = merged_output({st}, 4);
+      CHECK(std::isnan(bad_row[0]));
+      CHECK(std::isfinite(good_row[0]));
     }
   }
 }
@@ -226,7 +320,7 @@ TEST(attention_flash_mla_large_scores) {
       std::vector<int64_t> visible(16, 300);
       for (int r = 0; r < 16; ++r) q[size_t(r)] = qmem.data() + r * kDk;
       States want(16), got(16);
-      run(variants.front(), c, q, visible, 0.07f, 0, 300, 0, want);
+      run(reference_for(variants[v], variants), c, q, visible, 0.07f, 0, 300, 0, want);
       run(variants[v], c, q, visible, 0.07f, 0, 300, 0, got);
       int bad = 0;
       for (int64_t r = 0; r < 16; ++r) {

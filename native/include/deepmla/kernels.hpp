@@ -112,7 +112,15 @@ struct FlashMlaKernel {
   Isa isa;
   const char* name;
   FlashMlaFn fn;
+  // The variant rounds q * scale to int8 per 32-value block (layout.hpp's
+  // quantize_query_block) and scores with integer dots: its reference is
+  // flash_mla_quantized_q_scalar, not the float flash_mla_scalar.
+  bool quantized_queries = false;
 };
+
+// The reference of the quantized-query variants (int8 K caches only: Q8_0, Q8_KV): the
+// scalar flash MLA on the queries those variants see.
+void flash_mla_quantized_q_scalar(const FlashMlaArgs& args);
 
 // Cache rows a variant converts at a time, and the scratch any variant needs for n_rows.
 constexpr int64_t kFlashMlaChunk = 32;

@@ -1,12 +1,17 @@
 // The reference flash MLA: the cache rows dequantized by the formats' own routines, one
 // score at a time, and the online softmax of the scalar attention path (ops/attention.cpp).
-// Every SIMD variant is tested against it.
+// Every SIMD variant is tested against it, or, for the variants that quantize their
+// queries, against flash_mla_quantized_q_scalar below.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <vector>
 
+#include "deepmla/error.hpp"
 #include "deepmla/kernels.hpp"
 #include "deepmla/types.hpp"
+#include "formats/blocks.hpp"
 #include "kernels/attention/layout.hpp"
 
 namespace deepmla::kernels {
@@ -53,3 +58,60 @@ void flash_mla_scalar(const FlashMlaArgs& a) {
 }
 
 }  // namespace deepmla::kernels
+
+namespace deepmla {
+
+namespace {
+// Block b of an int8 cache row: its quants and scale.
+const int8_t* cache_quants(TensorType type, const uint8_t* row, int64_t b) {
+  if (type == TensorType::Q8_0) return reinterpret_cast<const formats::BlockQ8_0*>(row)[b].qs;
+  return reinterpret_cast<const int8_t*>(row + sizeof(formats::RowHeaderQ8_KV)) + 32 * b;
+}
+float cache_scale(TensorType type, const uint8_t* row, int64_t b) {
+  if (type == TensorType::Q8_0) return fp16_to_fp32(reinterpret_cast<const formats::BlockQ8_0*>(row)[b].d);
+  formats::RowHeaderQ8_KV h;
+  std::memcpy(&h, row, sizeof h);
+  return h.d;
+}
+}  // namespace
+
+// The queries rounded as the int8 variants round them, each score the sum over blocks of
+// (d_q d_k) * (integer dot), V dequantized by the format; the rest as flash_mla_scalar.
+void flash_mla_quantized_q_scalar(const FlashMlaArgs& a) {
+  if (a.k_type != TensorType::Q8_0 && a.k_type != TensorType::Q8_KV)
+    fail(codes::kUnsupported, "quantized-query flash MLA needs a Q8_0 or Q8_KV cache");
+  const int64_t nb = a.dk / 32;
+  std::vector<int8_t> q8(size_t(a.n_rows * a.dk));
+  std::vector<float> qd(size_t(a.n_rows * nb));
+  for (int64_t r = 0; r < a.n_rows; ++r)
+    for (int64_t b = 0; b < nb; ++b)
+      qd[size_t(r * nb + b)] = kernels::quantize_query_block(a.q[r] + 32 * b, a.scale, q8.data() + r * a.dk + 32 * b);
+  std::vector<float> v(size_t(a.dk));
+  const TypeTraits& tt = type_traits(a.k_type);
+  for (int64_t r = 0; r < a.n_rows; ++r) {
+    float* acc = a.acc + size_t(r) * a.acc_stride;
+    for (int64_t j = a.j0; j < std::min(a.j1, a.visible[r]); ++j) {
+      const uint8_t* row = a.k + size_t(j) * a.k_row_bytes;
+      float s = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int8_t* kq = cache_quants(a.k_type, row, b);
+        const int8_t* qq = q8.data() + r * a.dk + 32 * b;
+        int32_t dot = 0;
+        for (int i = 0; i < 32; ++i) dot += int32_t(qq[i]) * kq[i];
+        s += float(dot) * (qd[size_t(r * nb + b)] * cache_scale(a.k_type, row, b));
+      }
+      if (s > a.m[r]) {
+        const float f = std::exp(a.m[r] - s);
+        a.l[r] *= f;
+        for (int64_t c = 0; c < a.dv; ++c) acc[c] *= f;
+        a.m[r] = s;
+      }
+      const float p = std::exp(s - a.m[r]);
+      a.l[r] += p;
+      tt.dequantize_row(row, v.data(), a.dk);
+      for (int64_t c = 0; c < a.dv; ++c) acc[c] += p * v[c];
+    }
+  }
+}
+
+}  // namespace deepmla

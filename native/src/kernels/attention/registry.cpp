@@ -10,11 +10,13 @@ namespace deepmla {
 
 namespace kernels {
 #define DEEPMLA_FLASH_MLA(type, isa, symbol) void symbol(const FlashMlaArgs& args);
+#define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol) void symbol(const FlashMlaArgs& args);
 #define DEEPMLA_ATTENTION_VEC(isa, symbol)                   \
   float symbol##_dot(const float* a, const float* b, int64_t n); \
   void symbol##_axpy(float* y, float a, const float* x, int64_t n);
 #include "kernels/attention/registry.inc"
 #undef DEEPMLA_FLASH_MLA
+#undef DEEPMLA_FLASH_MLA_INT8
 #undef DEEPMLA_ATTENTION_VEC
 }  // namespace kernels
 
@@ -22,20 +24,24 @@ namespace {
 
 // The scalar variant is declared once per type in registry.inc; the compiler sees the
 // same declaration repeated, which is allowed.
-#define DEEPMLA_FLASH_MLA(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol},
+#define DEEPMLA_FLASH_MLA(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol, false},
+#define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol, true},
 #define DEEPMLA_ATTENTION_VEC(isa, symbol)
 const FlashMlaKernel kFlashMla[] = {
 #include "kernels/attention/registry.inc"
 };
 #undef DEEPMLA_FLASH_MLA
+#undef DEEPMLA_FLASH_MLA_INT8
 #undef DEEPMLA_ATTENTION_VEC
 
 #define DEEPMLA_FLASH_MLA(type, isa, symbol)
+#define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol)
 #define DEEPMLA_ATTENTION_VEC(isa, symbol) {Isa::isa, kernels::symbol##_dot, kernels::symbol##_axpy},
 const AttentionVecOps kVecOps[] = {
 #include "kernels/attention/registry.inc"
 };
 #undef DEEPMLA_FLASH_MLA
+#undef DEEPMLA_FLASH_MLA_INT8
 #undef DEEPMLA_ATTENTION_VEC
 
 }  // namespace
