@@ -89,3 +89,33 @@ static inline simde__m512bh deepmla_emu_cvtne2ps_pbh(simde__m512 a, simde__m512 
   return out;
 }
 #define _mm512_cvtne2ps_pbh(a, b) deepmla_emu_cvtne2ps_pbh(a, b)
+
+// VPMOVDB: the low byte of each of the 16 int32 lanes (truncation, no saturation).
+static inline simde__m128i deepmla_emu_cvtepi32_epi8(simde__m512i a) {
+  int32_t v[16];
+  int8_t r[16];
+  simde_mm512_storeu_si512(v, a);
+  for (int i = 0; i < 16; ++i) r[i] = int8_t(uint8_t(uint32_t(v[i]) & 0xff));
+  return simde_mm_loadu_si128(r);
+}
+#define _mm512_cvtepi32_epi8(a) deepmla_emu_cvtepi32_epi8(a)
+
+// VCVTPH2PS (16 lanes): each fp16 of the 256-bit source to f32, exactly.
+// The emulated files are built with F16C (CMakeLists.txt): two 8-lane conversions.
+static inline simde__m512 deepmla_emu_cvtph_ps(simde__m256i a) {
+  uint16_t h[16];
+  float f[16];
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(h), a);
+  _mm256_storeu_ps(f, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))));
+  _mm256_storeu_ps(f + 8, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + 8))));
+  return simde_mm512_loadu_ps(f);
+}
+#define _mm512_cvtph_ps(a) deepmla_emu_cvtph_ps(a)
+
+// 16-bit words whose mask bit is clear are zero and not read (faults suppressed).
+static inline simde__m256i deepmla_emu_mm256_maskz_loadu_epi16(uint32_t k, const void* p) {
+  int16_t r[16];
+  for (int i = 0; i < 16; ++i) r[i] = (k >> i) & 1 ? static_cast<const int16_t*>(p)[i] : int16_t(0);
+  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(r));
+}
+#define _mm256_maskz_loadu_epi16(k, p) deepmla_emu_mm256_maskz_loadu_epi16(k, p)
