@@ -32,6 +32,8 @@ const usage = `usage: node bench/side-by-side.js --ik DIR MODEL.gguf [options]
   --threads N         threads for both (default: ${os.cpus().length}, the cores here)
   --ubatch N          tokens per micro-batch (default 512)
   --amb MiB           attention max batch, passed to both only when given
+  --mmap 1|0          map the weights (default 1) or read them into memory: ik -mmp 0,
+                      deepmla --no-mmap
   --inner-reps N      repetitions inside each process (ik -r, deepmla --reps; default 1)
   --ik-args "..."     extra llama-bench arguments, e.g. "-fmoe 1 -rtr 1"
   --deepmla-args "..." extra 'deepmla bench' arguments
@@ -49,7 +51,7 @@ function fail(message) {
 function parseArgs(argv) {
   const o = {
     ik: process.env.IK_BIN, reps: 3, pp: 512, tg: 128, depth: [0], mla: 3, fa: 'on', ctk: 'f16',
-    threads: os.cpus().length, ubatch: 512, amb: undefined, innerReps: 1, ikArgs: [], deepmlaArgs: [],
+    threads: os.cpus().length, ubatch: 512, amb: undefined, mmap: 1, innerReps: 1, ikArgs: [], deepmlaArgs: [],
     deepmlaCli: path.join(__dirname, '..', 'dist', 'cli', 'main.js'), json: false, dryRun: false, model: undefined,
   };
   const int = (name, v, min) => {
@@ -72,6 +74,7 @@ function parseArgs(argv) {
       case '--ctk': o.ctk = next(); break;
       case '--threads': o.threads = int(a, next(), 1); break;
       case '--ubatch': o.ubatch = int(a, next(), 1); break;
+      case '--mmap': o.mmap = int(a, next(), 0); if (o.mmap > 1) throw new Error('--mmap takes 1 or 0'); break;
       case '--amb': o.amb = int(a, next(), 0); break;
       case '--inner-reps': o.innerReps = int(a, next(), 1); break;
       case '--ik-args': o.ikArgs.push(...words(next())); break;
@@ -117,6 +120,7 @@ function ikCommand(bin, o) {
   args.push('-n', String(o.depth.includes(0) ? o.tg : 0));
   if (o.tg > 0) for (const d of o.depth) if (d > 0) args.push('-gp', `${d},${o.tg}`);
   if (o.amb !== undefined) args.push('-amb', String(o.amb));
+  if (!o.mmap) args.push('-mmp', '0');
   args.push(...o.ikArgs);
   return { file: bin, args };
 }
@@ -128,6 +132,7 @@ function deepmlaCommand(o, benchHelp = '') {
     '--threads', String(o.threads), '--ubatch', String(o.ubatch)];
   // Only ik may know --amb (it caps the non-flash K*Q buffer; with --fa on it changes nothing).
   if (o.amb !== undefined && /--amb\b/.test(benchHelp)) args.push('--amb', String(o.amb));
+  if (!o.mmap) args.push('--no-mmap');
   args.push(...o.deepmlaArgs);
   return { file: process.execPath, args };
 }
@@ -305,7 +310,7 @@ function main() {
   if (o.json) {
     const result = {
       model: path.resolve(o.model),
-      mode: { mla: o.mla, fa: o.fa, ctk: o.ctk, threads: o.threads, ubatch: o.ubatch, amb: o.amb ?? null },
+      mode: { mla: o.mla, fa: o.fa, ctk: o.ctk, threads: o.threads, ubatch: o.ubatch, amb: o.amb ?? null, mmap: o.mmap },
       reps: o.reps, innerReps: o.innerReps, loadAverageAtStart: load,
       ik: { command: commandLine(ik), build: ikBuild },
       deepmla: deepmla ? { command: commandLine(deepmla) } : { missing },
@@ -322,7 +327,7 @@ function main() {
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   const line = (row) => `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
   process.stdout.write(`${path.basename(o.model)}: mla ${o.mla}, fa ${o.fa}, ctk ${o.ctk}, ` +
-    `${o.threads} threads, ubatch ${o.ubatch}${o.amb !== undefined ? `, amb ${o.amb}` : ''}; ` +
+    `${o.threads} threads, ubatch ${o.ubatch}${o.amb !== undefined ? `, amb ${o.amb}` : ''}${o.mmap ? '' : ', no mmap'}; ` +
     `median of ${o.reps} interleaved runs; ratio = deepmla / ik; load average at start ${load.toFixed(2)}\n`);
   process.stdout.write(`${line(table[0])}\n|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|\n`);
   for (const row of table.slice(1)) process.stdout.write(`${line(row)}\n`);

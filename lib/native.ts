@@ -70,7 +70,7 @@ export interface NativeContextInfo {
 }
 
 export interface NativeBinding {
-  loadModel(path: string, onProgress?: (fraction: number) => void, abortFlag?: Int32Array): Promise<ModelHandle>;
+  loadModel(path: string, onProgress?: (fraction: number) => void, abortFlag?: Int32Array, resident?: boolean): Promise<ModelHandle>;
   disposeModel(model: ModelHandle): void;
   deriveLayout(model: ModelHandle, layout: 'split' | 'legacy', nLayer: number, nHead: number, nope: number, vDim: number, kvLora: number): Promise<number>;
   createContext(model: ModelHandle, options: { nCtx: number; threads: number; caches: NativeCacheDesc[] }): ContextHandle;

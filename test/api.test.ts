@@ -293,6 +293,33 @@ describe('loading', () => {
     expect(fractions[fractions.length - 1]).toBe(1);
   });
 
+  it('mmap false: the file read into native memory gives the same logits, with progress ending at 1', async () => {
+    const fractions: number[] = [];
+    const resident = await loadModel(modelPath, { mmap: false, onProgress: (f) => fractions.push(f) });
+    try {
+      expect(fractions[fractions.length - 1]).toBe(1);
+      for (let i = 1; i < fractions.length; i++) expect(fractions[i]).toBeGreaterThanOrEqual(fractions[i - 1]!);
+      const prompt = tokens(12);
+      const want = await withContext(model, { mla: 3 }, (c) => c.evaluate(prompt, { logits: 'all' }));
+      const got = await withContext(resident, { mla: 3 }, (c) => c.evaluate(prompt, { logits: 'all' }));
+      expect(got).toEqual(want);
+    } finally {
+      resident.dispose();
+    }
+  });
+
+  it('mmap must be a boolean', async () => {
+    await expectRejection(loadModel(modelPath, { mmap: 'no' as unknown as boolean }), InvalidOptionError, 'INVALID_OPTION');
+  });
+
+  it('mmap false: aborting while reading rejects with signal.reason', async () => {
+    const controller = new AbortController();
+    const reason = new Error('stop reading');
+    const pending = loadModel(modelPath, { mmap: false, signal: controller.signal });
+    controller.abort(reason);
+    expect(await rejection(pending)).toBe(reason);
+  });
+
   it('an already-aborted signal rejects with signal.reason', async () => {
     const controller = new AbortController();
     const reason = new Error('stop loading');

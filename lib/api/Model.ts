@@ -1,6 +1,7 @@
 /**
  * A loaded DeepSeek2 GGUF: the file is mmapped and prefaulted by native code off the
- * main thread (weights never enter JS memory); its config and tensors are checked.
+ * main thread, or with `mmap: false` read into native memory (weights never enter JS
+ * memory either way); its config and tensors are checked.
  */
 import * as os from 'os';
 
@@ -15,8 +16,16 @@ import { Tokenizer } from '../tokenizer';
 import { Context, ContextOptions, createContext } from './Context';
 
 export interface LoadModelOptions {
-  /** Called with the fraction (0..1) of the weights paged in. */
+  /** Called with the fraction (0..1) of the weights paged in (or read, with `mmap: false`). */
   onProgress?: (fraction: number) => void;
+  /**
+   * true (default): map the file; the weights stay in the page cache, shared by every
+   * process that maps the same file. false: read the whole file into the process's own
+   * memory (2 MiB pages where transparent huge pages allow), like llama.cpp's --no-mmap:
+   * the same memory once loaded, a longer load, no sharing, and faster token generation
+   * (measured +10-14% tokens/s on Zen4, where streaming from page-cache pages is slower).
+   */
+  mmap?: boolean;
   /** Aborts loading; the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
@@ -143,8 +152,9 @@ export class Model {
 /** Loads a DeepSeek2 GGUF (DeepSeek-V2, V2-Lite, V3, R1, Kimi-K2). */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path === '') throw invalidOption('path', 'a non-empty string', path);
-  const { onProgress, signal } = options;
+  const { onProgress, signal, mmap = true } = options;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw invalidOption('onProgress', 'a function', typeof onProgress);
+  if (typeof mmap !== 'boolean') throw invalidOption('mmap', 'true or false', mmap);
   signal?.throwIfAborted();
   const info = await inspectGguf(path);
   const config = readDeepseekConfig(info);
@@ -155,7 +165,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   };
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const handle = await callNative(() => native().loadModel(path, onProgress, abortFlag));
+    const handle = await callNative(() => native().loadModel(path, onProgress, abortFlag, !mmap));
     return new Model(path, info, config, handle);
   } catch (error) {
     if (signal?.aborted) throw signal.reason;

@@ -18,6 +18,7 @@ interface BenchCliOptions {
   ubatch: number;
   ctx?: number;
   json?: boolean;
+  mmap: boolean;
 }
 
 /** A comma-separated list of integers >= min, as llama-bench's -p 512,1024. */
@@ -45,8 +46,9 @@ export function registerBench(program: Command): void {
     .option('--ubatch <n>', 'tokens per micro-batch', integer('--ubatch', 1, 1 << 16), 512)
     .option('--ctx <n>', 'context size, for the memory report at that size (default: largest depth + test + 16)', integer('--ctx', 1, 1 << 24))
     .option('--json', 'print a JSON array of rows instead of the table')
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file (as llama-bench -mmp 0)')
     .action(async (modelPath: string, o: BenchCliOptions) => {
-      const model = await loadModel(modelPath);
+      const model = await loadModel(modelPath, { mmap: o.mmap });
       try {
         const report = await runBench(model, {
           pp: o.pp,

@@ -139,7 +139,7 @@ export function registerChat(program: Command): void {
       ].join('\n'),
     );
   addGenerationOptions(command).action(async (modelPath: string | undefined, o: ChatCliOptions) => {
-    const model = await loadWithProgress(modelPath);
+    const model = await loadWithProgress(modelPath, o.mmap);
     const seed = o.seed ?? randomSeed();
     if (o.seed === undefined && o.temp > 0 && o.verbose) process.stderr.write(`seed: ${seed}\n`);
     try {

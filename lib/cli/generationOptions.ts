@@ -31,6 +31,7 @@ export interface GenerationCliOptions {
   fa: boolean;
   ctk: CacheType;
   threads?: number;
+  mmap: boolean;
 }
 
 function fraction(name: string): (value: string) => number {
@@ -78,7 +79,8 @@ export function addGenerationOptions(command: Command, maxTokensDefault = defaul
     .option('--mla <n>', 'MLA mode 0-3', mla, 3)
     .addOption(new Option('--fa <on|off>', 'flash attention').argParser(onOff('--fa')).default(true, 'on'))
     .option('--ctk <type>', 'K cache type: f16, bf16, q8_0, q8_KV, q6_0', cacheType('--ctk'), 'f16')
-    .option('--threads <n>', 'threads (default: all cores)', integer('--threads', 1, 1024));
+    .option('--threads <n>', 'threads (default: all cores)', integer('--threads', 1, 1024))
+    .option('--no-mmap', 'read the weights into memory instead of mapping the file (faster generation, slower load)');
 }
 
 export function generateOptionsFrom(o: GenerationCliOptions, seed: number): GenerateOptions {
@@ -102,16 +104,16 @@ export function contextOptionsFrom(o: GenerationCliOptions): ContextOptions {
 }
 
 /** Loads `path` (or the embedded default model), with a progress bar when stderr is a terminal. */
-export async function loadWithProgress(path: string | undefined, signal?: AbortSignal): Promise<Model> {
+export async function loadWithProgress(path: string | undefined, mmap = true, signal?: AbortSignal): Promise<Model> {
   const modelPath = path ?? defaultModelPath();
-  if (!process.stderr.isTTY) return loadModel(modelPath, { signal });
+  if (!process.stderr.isTTY) return loadModel(modelPath, { signal, mmap });
   const bar = new cliProgress.SingleBar(
     { stream: process.stderr, format: 'loading {bar} {percentage}%', hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(100, 0);
   try {
-    return await loadModel(modelPath, { signal, onProgress: (f) => bar.update(Math.round(f * 100)) });
+    return await loadModel(modelPath, { signal, mmap, onProgress: (f) => bar.update(Math.round(f * 100)) });
   } finally {
     bar.stop();
   }

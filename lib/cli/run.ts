@@ -24,7 +24,7 @@ export function registerRun(program: Command): void {
   addGenerationOptions(command).action(async (first: string | undefined, second: string | undefined, o: GenerationCliOptions) => {
     const [modelPath, prompt] = second === undefined ? [undefined, first] : [first, second];
     if (prompt === undefined) throw invalidOption('prompt', 'the text to continue', undefined);
-    const model = await loadWithProgress(modelPath);
+    const model = await loadWithProgress(modelPath, o.mmap);
     const seed = o.seed ?? randomSeed();
     if (o.seed === undefined && o.temp > 0) process.stderr.write(`seed: ${seed}\n`);
     const controller = new AbortController();

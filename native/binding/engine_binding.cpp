@@ -1,6 +1,6 @@
-// The engine's N-API surface: load a model (mmap + prefault off the main thread, with
-// progress and an abort flag), derive the other attention layout, create a context
-// with its caches, compile a graph built in TS, and evaluate a micro-batch off the main
+// The engine's N-API surface: load a model (mmap + prefault, or a read into the process's
+// own memory, off the main thread, with progress and an abort flag), derive the other
+// attention layout, create a context with its caches, compile a graph built in TS, and evaluate a micro-batch off the main
 // thread. Handles are type-tagged externals; dispose functions release them early.
 #include <atomic>
 #include <functional>
@@ -185,8 +185,9 @@ GraphDesc read_graph(const Napi::Object& o) {
 
 class LoadWorker : public Napi::AsyncProgressWorker<double> {
  public:
-  LoadWorker(Napi::Env env, std::string path, Napi::Function progress, Napi::Int32Array abort_flag)
-      : Napi::AsyncProgressWorker<double>(env), path_(std::move(path)), deferred_(Napi::Promise::Deferred::New(env)) {
+  LoadWorker(Napi::Env env, std::string path, Napi::Function progress, Napi::Int32Array abort_flag, bool resident)
+      : Napi::AsyncProgressWorker<double>(env), path_(std::move(path)), resident_(resident),
+        deferred_(Napi::Promise::Deferred::New(env)) {
     if (!progress.IsEmpty()) progress_ = Napi::Persistent(progress);
     if (!abort_flag.IsEmpty()) {
       abort_ref_ = Napi::Persistent(abort_flag);
@@ -202,13 +203,16 @@ class LoadWorker : public Napi::AsyncProgressWorker<double> {
   }
   void load(const ExecutionProgress& progress) {
     {
-      auto file = GgufFile::open(path_);
-      const bool done = file->prefault([&](uint64_t done_bytes, uint64_t total) {
+      auto report = [&](uint64_t done_bytes, uint64_t total) {
         if (abort_ && abort_->load(std::memory_order_relaxed) != 0) return false;
         const double fraction = total ? double(done_bytes) / double(total) : 1.0;
         progress.Send(&fraction, 1);
         return true;
-      });
+      };
+      // Resident: reading the file is the load (progress over its bytes); mapped: the file
+      // is mapped at once and paging its tensor data in is the load.
+      auto file = resident_ ? GgufFile::open_resident(path_, report) : GgufFile::open(path_);
+      const bool done = file->resident() || file->prefault(report);
       if (!done) throw Error(codes::kAborted, "loading was aborted");
       model_ = std::make_shared<Model>(std::move(file));
     }
@@ -223,6 +227,7 @@ class LoadWorker : public Napi::AsyncProgressWorker<double> {
 
  private:
   std::string path_;
+  bool resident_;
   Napi::Promise::Deferred deferred_;
   Napi::FunctionReference progress_;
   Napi::Reference<Napi::Int32Array> abort_ref_;
@@ -267,7 +272,8 @@ Napi::Value load_model(const Napi::CallbackInfo& info) {
     Napi::Int32Array abort_flag;
     if (info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array)
       abort_flag = info[2].As<Napi::Int32Array>();
-    auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), progress, abort_flag);
+    const bool resident = info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), progress, abort_flag, resident);
     Napi::Promise promise = worker->promise();
     worker->Queue();
     return promise;

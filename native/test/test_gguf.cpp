@@ -410,9 +410,28 @@ TEST(gguf_open_files) {
     std::memcpy(&first, f->find_tensor("f32.weight")->data, 4);
     CHECK(first == 10);
   }
+  {
+    // Resident: the same bytes in the process's own memory, read with progress.
+    auto mapped = GgufFile::open(path);
+    uint64_t last = 0, calls = 0;
+    auto resident = GgufFile::open_resident(path, [&](uint64_t done, uint64_t total) {
+      CHECK(total == image.size() && done <= total && done >= last);
+      last = done;
+      ++calls;
+      return true;
+    });
+    CHECK(resident->resident() && !mapped->resident());
+    CHECK(last == image.size() && calls >= 2);
+    CHECK(resident->file_size() == mapped->file_size() && std::memcmp(resident->base(), mapped->base(), image.size()) == 0);
+    CHECK(resident->tensors().size() == 3 && resident->find_tensor("f32.weight")->data != mapped->find_tensor("f32.weight")->data);
+    CHECK_THROWS_CODE(GgufFile::open_resident(path, [](uint64_t, uint64_t) { return false; }), codes::kAborted);
+    CHECK_THROWS_CODE(GgufFile::open_resident("/nonexistent/deepmla.gguf", nullptr), codes::kIo);
+    CHECK_THROWS_CODE(GgufFile::open_resident("/tmp", nullptr), codes::kIo);
+  }
   const std::string empty = temp_path("empty");
   std::fclose(std::fopen(empty.c_str(), "wb"));
   CHECK_THROWS_CODE(GgufFile::open(empty), codes::kGgufTruncated);
+  CHECK_THROWS_CODE(GgufFile::open_resident(empty, nullptr), codes::kGgufTruncated);
   try {
     GgufFile::open(empty);
   } catch (const Error& e) {

@@ -3,6 +3,7 @@
 // type read from the file is checked against the file size before use; any violation
 // throws deepmla::Error with a GGUF_* code (see error.hpp).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +46,13 @@ class GgufFile {
  public:
   // Opens, maps and validates the whole header (metadata + tensor infos + bounds).
   static std::unique_ptr<GgufFile> open(const std::string& path);
+  // The same with the whole file read into the process's own memory first
+  // (core/mapped_file.hpp, FileMemory::RESIDENT), calling progress(bytes read, file size)
+  // between reads; progress returning false aborts with ABORTED.
+  static std::unique_ptr<GgufFile> open_resident(const std::string& path,
+                                                 const std::function<bool(uint64_t, uint64_t)>& progress);
+  // True for open_resident: every page is already in memory, prefault has nothing to do.
+  bool resident() const;
   // Parses an in-memory image (used by tests and the fuzzer); `data` must outlive it.
   static std::unique_ptr<GgufFile> parse(const uint8_t* data, size_t size);
   ~GgufFile();
@@ -68,6 +76,7 @@ class GgufFile {
 
  private:
   GgufFile() = default;
+  static std::unique_ptr<GgufFile> open_mapping(std::unique_ptr<MappedFile> mapping, const std::string& path);
   void parse_header();
 
   std::unique_ptr<MappedFile> mapping_;

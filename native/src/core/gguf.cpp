@@ -158,9 +158,18 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t limit) { return a != 0 && b 
 
 GgufFile::~GgufFile() = default;
 
-std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
+std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) { return open_mapping(std::make_unique<MappedFile>(path), path); }
+
+std::unique_ptr<GgufFile> GgufFile::open_resident(const std::string& path,
+                                                  const std::function<bool(uint64_t, uint64_t)>& progress) {
+  return open_mapping(std::make_unique<MappedFile>(path, FileMemory::RESIDENT, progress), path);
+}
+
+bool GgufFile::resident() const { return mapping_ && mapping_->memory() == FileMemory::RESIDENT; }
+
+std::unique_ptr<GgufFile> GgufFile::open_mapping(std::unique_ptr<MappedFile> mapping, const std::string& path) {
   std::unique_ptr<GgufFile> file(new GgufFile());
-  file->mapping_ = std::make_unique<MappedFile>(path);
+  file->mapping_ = std::move(mapping);
   file->base_ = file->mapping_->data();
   file->size_ = file->mapping_->size();
   try {
