@@ -163,6 +163,28 @@ float softmax_chunk(float* s, float* m, float* l) {
   return f;
 }
 
+// The rest of a chunk once its scores s[r * kC + j] (j < n) are in: mask what row r does
+// not see, online softmax, acc = acc f + P V with V rows v_stride floats apart.
+template <class V>
+void softmax_and_accumulate(const FlashMlaArgs& a, int64_t c0, int64_t n, float* s, float* f, const float* v,
+                            int64_t v_stride) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int64_t R = a.n_rows;
+  for (int64_t r = 0; r < R; ++r) {
+    float* sr = s + r * kC;
+    const int64_t visible = std::clamp<int64_t>(a.visible[r] - c0, 0, n);
+    std::fill(sr + visible, sr + kC, kNegInf);
+    f[r] = softmax_chunk<V>(sr, a.m + r, a.l + r);
+  }
+  constexpr int RB = V::kAccRows;
+  int64_t r = 0;
+  for (; r + RB <= R; r += RB)
+    accumulate_rows<V, RB>(s + r * kC, f + r, v, n, v_stride, a.dv, a.acc + size_t(r) * a.acc_stride, a.acc_stride);
+  if (r < R)
+    accumulate_tail<V, RB - 1>(R - r, s + r * kC, f + r, v, n, v_stride, a.dv, a.acc + size_t(r) * a.acc_stride,
+                               a.acc_stride);
+}
+
 template <class V, ConvertFn Convert>
 void flash_mla_run(const FlashMlaArgs& a) {
   using F = typename V::F;
@@ -178,24 +200,11 @@ void flash_mla_run(const FlashMlaArgs& a) {
     end = std::max(end, std::min(a.j1, a.visible[r]));
     for (int64_t d = 0; d < dq; d += V::W) V::store(qs + r * dq + d, V::mul(V::load(a.q[r] + d), scale));
   }
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t c0 = a.j0; c0 < end; c0 += kC) {
     const int64_t n = std::min(kC, end - c0);
     Convert(a.k + size_t(c0) * a.k_row_bytes, a.k_row_bytes, n, dk, kf);
     scores<V>(qs, R, dq, kf + a.k_skip, dk, n, s);
-    for (int64_t r = 0; r < R; ++r) {
-      float* sr = s + r * kC;
-      const int64_t visible = std::clamp<int64_t>(a.visible[r] - c0, 0, n);
-      std::fill(sr + visible, sr + kC, kNegInf);
-      f[r] = softmax_chunk<V>(sr, a.m + r, a.l + r);
-    }
-    constexpr int RB = V::kAccRows;
-    int64_t r = 0;
-    for (; r + RB <= R; r += RB)
-      accumulate_rows<V, RB>(s + r * kC, f + r, kf, n, dk, a.dv, a.acc + size_t(r) * a.acc_stride, a.acc_stride);
-    if (r < R)
-      accumulate_tail<V, RB - 1>(R - r, s + r * kC, f + r, kf, n, dk, a.dv, a.acc + size_t(r) * a.acc_stride,
-                                 a.acc_stride);
+    softmax_and_accumulate<V>(a, c0, n, s, f, kf, dk);
   }
 }
 

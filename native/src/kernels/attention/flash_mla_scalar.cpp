@@ -16,6 +16,22 @@
 
 namespace deepmla::kernels {
 
+namespace {
+// Adds cache row v (its first dv values) with score s to row r's online softmax state.
+void add_row(const FlashMlaArgs& a, int64_t r, float s, const float* v) {
+  float* acc = a.acc + size_t(r) * a.acc_stride;
+  if (s > a.m[r]) {
+    const float f = std::exp(a.m[r] - s);
+    a.l[r] *= f;
+    for (int64_t c = 0; c < a.dv; ++c) acc[c] *= f;
+    a.m[r] = s;
+  }
+  const float p = std::exp(s - a.m[r]);
+  a.l[r] += p;
+  for (int64_t c = 0; c < a.dv; ++c) acc[c] += p * v[c];
+}
+}  // namespace
+
 void flash_mla_scalar(const FlashMlaArgs& a) {
   const FlashMlaLayout lay = flash_mla_layout(a.dk, a.n_rows);
   float* kf = reinterpret_cast<float*>(a.scratch + lay.k);
@@ -27,7 +43,6 @@ void flash_mla_scalar(const FlashMlaArgs& a) {
     for (int64_t j = 0; j < n; ++j) tt.dequantize_row(a.k + size_t(c0 + j) * a.k_row_bytes, kf + j * a.dk, a.dk);
     for (int64_t r = 0; r < a.n_rows; ++r) {
       const float* q = a.q[r];
-      float* acc = a.acc + size_t(r) * a.acc_stride;
       const int64_t visible = std::min(n, a.visible[r] - c0);
       for (int64_t j = 0; j < visible; ++j) {
         const float* k = kf + j * a.dk + a.k_skip;  // scores over K values [k_skip, dk)
@@ -41,17 +56,7 @@ void flash_mla_scalar(const FlashMlaArgs& a) {
           s3 += q[i + 3] * k[i + 3];
         }
         for (; i < dq; ++i) s0 += q[i] * k[i];
-        const float s = ((s0 + s1) + (s2 + s3)) * a.scale;
-        if (s > a.m[r]) {
-          const float f = std::exp(a.m[r] - s);
-          a.l[r] *= f;
-          for (int64_t c = 0; c < a.dv; ++c) acc[c] *= f;
-          a.m[r] = s;
-        }
-        const float p = std::exp(s - a.m[r]);
-        a.l[r] += p;
-        const float* v = kf + j * a.dk;
-        for (int64_t c = 0; c < a.dv; ++c) acc[c] += p * v[c];
+        add_row(a, r, ((s0 + s1) + (s2 + s3)) * a.scale, kf + j * a.dk);
       }
     }
   }
@@ -89,7 +94,6 @@ void flash_mla_quantized_q_scalar(const FlashMlaArgs& a) {
   std::vector<float> v(size_t(a.dk));
   const TypeTraits& tt = type_traits(a.k_type);
   for (int64_t r = 0; r < a.n_rows; ++r) {
-    float* acc = a.acc + size_t(r) * a.acc_stride;
     for (int64_t j = a.j0; j < std::min(a.j1, a.visible[r]); ++j) {
       const uint8_t* row = a.k + size_t(j) * a.k_row_bytes;
       float s = 0;
@@ -100,16 +104,8 @@ void flash_mla_quantized_q_scalar(const FlashMlaArgs& a) {
         for (int i = 0; i < 32; ++i) dot += int32_t(qq[i]) * kq[i];
         s += float(dot) * (qd[size_t(r * nb + b)] * cache_scale(a.k_type, row, b));
       }
-      if (s > a.m[r]) {
-        const float f = std::exp(a.m[r] - s);
-        a.l[r] *= f;
-        for (int64_t c = 0; c < a.dv; ++c) acc[c] *= f;
-        a.m[r] = s;
-      }
-      const float p = std::exp(s - a.m[r]);
-      a.l[r] += p;
       tt.dequantize_row(row, v.data(), a.dk);
-      for (int64_t c = 0; c < a.dv; ++c) acc[c] += p * v[c];
+      kernels::add_row(a, r, s, v.data());
     }
   }
 }

@@ -170,7 +170,6 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
   for (int64_t r = 0; r < R; ++r) end = std::max(end, std::min(a.j1, a.visible[r]));
   if (end <= a.j0) return;
   pack_query_panels(a, nb, panels);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t c0 = a.j0; c0 < end; c0 += kC) {
     const int64_t n = std::min(kC, end - c0);
     const uint8_t* rows = a.k + size_t(c0) * a.k_row_bytes;
@@ -182,19 +181,7 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
         score_tile_vnni(panels + size_t(g * nb) * kQueryPanelBlockBytes, nb, ku, kd, j, panel_rows,
                         s + 16 * g * kC);
     }
-    for (int64_t r = 0; r < R; ++r) {
-      float* sr = s + r * kC;
-      const int64_t visible = std::clamp<int64_t>(a.visible[r] - c0, 0, n);
-      std::fill(sr + visible, sr + kC, kNegInf);
-      f[r] = softmax_chunk<V>(sr, a.m + r, a.l + r);
-    }
-    constexpr int RB = V::kAccRows;
-    int64_t r = 0;
-    for (; r + RB <= R; r += RB)
-      accumulate_rows<V, RB>(s + r * kC, f + r, vf, n, a.dv, a.dv, a.acc + size_t(r) * a.acc_stride, a.acc_stride);
-    if (r < R)
-      accumulate_tail<V, RB - 1>(R - r, s + r * kC, f + r, vf, n, a.dv, a.dv, a.acc + size_t(r) * a.acc_stride,
-                                 a.acc_stride);
+    softmax_and_accumulate<V>(a, c0, n, s, f, vf, a.dv);
   }
 }
 

@@ -66,20 +66,25 @@ void gemv_activation(int64_t nb, const formats::BlockQ8_0* x, GemvActivation& a)
   }
 }
 
-// The 8 int32 partial sums of one block's integer dot (before the kOffset correction).
-template <class Weights>
-inline __m256i gemv_block_dot(const typename Weights::Block* wb, const formats::BlockQ8_0* xb) {
-  const __m256i w = Weights::raw_values(wb);
-  const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
-  const __m256i ones16 = _mm256_set1_epi16(1);
-  if constexpr (Weights::kOffset == 0) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)), ones16);
-  } else {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones16);
+// The 8 int32 partial sums of one block's integer dot (before the kOffset correction),
+// with AVX2's maddubs + madd on the format's raw values.
+struct MaddubsBlockDot {
+  template <class Weights>
+  static __m256i dot(const typename Weights::Block* wb, const formats::BlockQ8_0* xb) {
+    const __m256i w = Weights::raw_values(wb);
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qs));
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    if constexpr (Weights::kOffset == 0) {
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(a, w)), ones16);
+    } else {
+      return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones16);
+    }
   }
-}
+};
 
-template <class Weights>
+// Dot supplies the block dot (MaddubsBlockDot here, one vpdpbusd in
+// block_gemv_avx512vnni.hpp); the stream, prefetch and scaling are the same.
+template <class Weights, class Dot = MaddubsBlockDot>
 void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
               float* y) {
   using Block = typename Weights::Block;
@@ -102,7 +107,7 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
       _mm_prefetch(ahead + 256, _MM_HINT_T0);  // 8 blocks span at most 5 lines
       __m256i p[8];
       DEEPMLA_UNROLL
-      for (int j = 0; j < 8; ++j) p[j] = gemv_block_dot<Weights>(wb + b + j, xb + b + j);
+      for (int j = 0; j < 8; ++j) p[j] = Dot::template dot<Weights>(wb + b + j, xb + b + j);
       __m256i s = reduce_8x8_epi32(p);
       if constexpr (Weights::kOffset != 0)
         s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + b)));
@@ -114,7 +119,7 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
     }
     float sum = hsum_ps(acc);
     for (int64_t b = nb8; b < nb; ++b) {
-      const int32_t s = hsum_epi32(gemv_block_dot<Weights>(wb + b, xb + b)) - off[b];
+      const int32_t s = hsum_epi32(Dot::template dot<Weights>(wb + b, xb + b)) - off[b];
       sum += float(s) * (_cvtsh_ss(wb[b].d) * dx[b]);
     }
     y[r] = sum;
