@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -18,40 +19,52 @@ namespace {
   fail(codes::kIo, path + ": " + what + ": " + std::strerror(err));
 }
 
+// Bytes the kernel reports it could give without swapping (MemAvailable), or 0 if unknown.
+uint64_t available_memory() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+  std::fclose(f);
+  return uint64_t(kib) * 1024;
+}
+
 // The whole file in anonymous memory, read in 64 MiB pieces (progress between them),
-// then made read-only like a mapping.
+// then made read-only like a mapping. Refused up front when it cannot fit: anonymous
+// memory is committed lazily, and running out while reading would meet the OOM killer.
 const uint8_t* read_resident(const std::string& path, int fd, size_t size, const ReadProgress& progress) {
+  const uint64_t available = available_memory();
+  if (available != 0 && size > available)
+    fail(codes::kOutOfMemory, path + ": " + std::to_string(size) + " bytes do not fit in the " +
+                                  std::to_string(available) + " bytes of memory available; map the file instead");
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED)
     fail(codes::kOutOfMemory, path + ": cannot allocate " + std::to_string(size) + " bytes to read the file into");
-  // Transparent huge pages in "madvise" mode take this hint; where they are off it is
-  // ignored, and where it fails the pages are small: faster or the same, never wrong.
-  (void)::madvise(p, size, MADV_HUGEPAGE);
-  uint8_t* bytes = static_cast<uint8_t*>(p);
-  constexpr size_t kPiece = size_t(64) << 20;
-  size_t done = 0;
-  auto give_up = [&](auto&& thrower) {
-    ::munmap(p, size);
-    thrower();
-  };
-  while (done < size) {
-    if (progress && !progress(done, size)) give_up([] { fail(codes::kAborted, "loading was aborted"); });
-    const size_t want = size - done < kPiece ? size - done : kPiece;
-    const ssize_t got = ::pread(fd, bytes + done, want, off_t(done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      const int err = errno;
-      give_up([&] { io_fail(path, "cannot read", err); });
+  try {
+    // Transparent huge pages in "madvise" mode take this hint; where they are off it is
+    // ignored, and where it fails the pages are small: faster or the same, never wrong.
+    (void)::madvise(p, size, MADV_HUGEPAGE);
+    uint8_t* bytes = static_cast<uint8_t*>(p);
+    constexpr size_t kPiece = size_t(64) << 20;
+    size_t done = 0;
+    while (done < size) {
+      if (progress && !progress(done, size)) fail(codes::kAborted, "loading was aborted");
+      const size_t want = size - done < kPiece ? size - done : kPiece;
+      const ssize_t got = ::pread(fd, bytes + done, want, off_t(done));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) io_fail(path, "cannot read", errno);
+      if (got == 0) fail(codes::kIo, path + ": the file shrank while it was read");
+      done += size_t(got);
     }
-    if (got == 0) give_up([&] { fail(codes::kIo, path + ": the file shrank while it was read"); });
-    done += size_t(got);
+    if (progress && !progress(size, size)) fail(codes::kAborted, "loading was aborted");
+    if (::mprotect(p, size, PROT_READ) != 0) io_fail(path, "cannot make the read file read-only", errno);
+    return bytes;
+  } catch (...) {
+    ::munmap(p, size);
+    throw;
   }
-  if (progress && !progress(size, size)) give_up([] { fail(codes::kAborted, "loading was aborted"); });
-  if (::mprotect(p, size, PROT_READ) != 0) {
-    const int err = errno;
-    give_up([&] { io_fail(path, "cannot make the read file read-only", err); });
-  }
-  return bytes;
 }
 }  // namespace
 

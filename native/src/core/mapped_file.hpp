@@ -20,8 +20,8 @@ using ReadProgress = std::function<bool(uint64_t, uint64_t)>;
 class MappedFile {
  public:
   // Throws Error IO_ERROR when the path is missing, unreadable, not a regular file, or
-  // cannot be mapped or read; OUT_OF_MEMORY when RESIDENT memory cannot be had; ABORTED
-  // when progress returns false.
+  // cannot be mapped or read; OUT_OF_MEMORY when RESIDENT memory cannot be had (the file
+  // is larger than the memory available); ABORTED when progress returns false.
   explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::MAPPED,
                       const ReadProgress& progress = nullptr);
   ~MappedFile();
