@@ -21,7 +21,7 @@
 #include "formats/blocks.hpp"
 #include "kernels/attention/flash_mla.hpp"
 #include "kernels/attention/simd_avx512.hpp"
-#include "kernels/matmul/avx2_util.hpp"  // hsum_epi32
+#include "kernels/matmul/avx2_util.hpp"  // sum_i8x32
 
 namespace deepmla::kernels {
 namespace {
@@ -84,8 +84,7 @@ inline void pack_query_panels(const FlashMlaArgs& a, int64_t nb, uint8_t* panels
         const int64_t row = g * 16 + r;
         d[r] = row < a.n_rows ? quantize_query_block_avx512(a.q[row] + 32 * b, a.scale, q8[r]) : 0.0f;
         if (row >= a.n_rows) std::memset(q8[r], 0, 32);
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8[r]));
-        start[r] = -128 * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)));
+        start[r] = -128 * sum_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8[r])));
       }
       std::memcpy(out, d, 64);
       std::memcpy(out + 64, start, 64);

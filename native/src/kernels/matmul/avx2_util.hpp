@@ -21,6 +21,11 @@ inline int32_t hsum_epi32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// Sum of the 32 signed bytes of v (exact: maddubs pairs them into int16, madd into int32).
+inline int32_t sum_i8x32(__m256i v) {
+  return hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v), _mm256_set1_epi16(1)));
+}
+
 // Sum of w[j] * a[j] over 32 int8 pairs, as 8 int32 lanes. maddubs multiplies unsigned
 // by signed bytes, so |w| takes the sign of w over to a (the "sign trick"). Exact as
 // long as a != -128: a pair sum is at most 2 * 128 * 127 < 32767 in int16. Activations

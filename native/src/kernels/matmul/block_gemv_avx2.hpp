@@ -55,14 +55,11 @@ template <int kOffset>
 void gemv_activation(int64_t nb, const formats::BlockQ8_0* x, GemvActivation& a) {
   const size_t padded = size_t((nb + 7) / 8 * 8);
   if (a.d.size() < padded) a.d.resize(padded), a.offset.resize(padded);
-  const __m256i ones8 = _mm256_set1_epi8(1);
   for (int64_t b = 0; b < int64_t(padded); ++b) {
     a.d[size_t(b)] = b < nb ? _cvtsh_ss(x[b].d) : 0.0f;
     a.offset[size_t(b)] = 0;
-    if (kOffset != 0 && b < nb) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-      a.offset[size_t(b)] = kOffset * hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, q), _mm256_set1_epi16(1)));
-    }
+    if (kOffset != 0 && b < nb)
+      a.offset[size_t(b)] = kOffset * sum_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)));
   }
 }
 

@@ -68,8 +68,7 @@ void vnni_activation_meta(int64_t nb, const uint8_t* x, size_t x_row_bytes, int6
   for (int64_t i = 0; i < n; ++i) {
     const BlockQ8_0* xb = reinterpret_cast<const BlockQ8_0*>(x + size_t(i) * x_row_bytes);
     for (int64_t b = 0; b < nb; ++b) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs));
-      const int32_t sum = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1)));
+      const int32_t sum = sum_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[b].qs)));
       meta[i * nb + b] = {_cvtsh_ss(xb[b].d), -kOffset * sum};
     }
   }
