@@ -98,7 +98,7 @@ void activation_meta(int64_t nb, const uint8_t* x, size_t x_row_bytes, int64_t n
 // 8 panel rows x C activation rows; writes `rows` (<= 8) outputs per activation row.
 template <int kOffset, int C>
 void panel_tile(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row_bytes, const ActivationMeta* meta,
-                int rows, float* y, size_t y_stride) {
+                int rows, float* y, size_t y_stride, PanelPrefetcher& pf) {
   using formats::BlockQ8_0;
   const BlockQ8_0* xc[C];
   DEEPMLA_UNROLL
@@ -109,6 +109,7 @@ void panel_tile(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + size_t(b) * kPanelBlockBytes;
+    pf.step();
     const __m256i* q = reinterpret_cast<const __m256i*>(pb + 32);
     __m256i sum[C];
     if constexpr (kOffset == 0) {
@@ -190,7 +191,7 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   // n = 510: 57.0 GMAC/s against 55.5 with 8 x 4).
   constexpr int C = 6;
   using PanelTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, const ActivationMeta*, int, float*,
-                               size_t);
+                               size_t, PanelPrefetcher&);
   static constexpr PanelTileFn panel_tiles[C + 1] = {
       nullptr,                panel_tile<kOffset, 1>, panel_tile<kOffset, 2>, panel_tile<kOffset, 3>,
       panel_tile<kOffset, 4>, panel_tile<kOffset, 5>, panel_tile<kOffset, 6>};
@@ -218,15 +219,19 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     const uint8_t* xi = x + size_t(i0) * x_row_bytes;
     if constexpr (kOffset > 0) activation_meta<kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
+    PanelPrefetcher pf;
+    const int64_t steps = (i1 - i0 + C - 1) / C * nb;
     for (int64_t r = r0; r < r1; r += kPanelRows) {
       const int rows = int(r1 - r < kPanelRows ? r1 - r : kPanelRows);
       pack_panel<Weights>(nb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
+      pf.reset(w + size_t(r + kPanelRows) * w_row_bytes, w_row_bytes, next_panel_rows(r + kPanelRows, r1, kPanelRows),
+               steps);
       float* yr = y + size_t(i0) * y_stride + size_t(r);
       for (int64_t i = 0; i < i1 - i0; i += C) {
         const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
         const ActivationMeta* mi = kOffset > 0 ? meta + i * nb : nullptr;
         panel_tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, mi, rows, yr + size_t(i) * y_stride,
-                          y_stride);
+                          y_stride, pf);
       }
     }
   }

@@ -83,7 +83,7 @@ inline __m512i broadcast_dword512(const int8_t* p) {
 // 16 panel rows x C activation rows; writes `rows` (<= 16) outputs per activation row.
 template <int C>
 void panel_tile_vnni(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row_bytes,
-                     const VnniActivationMeta* meta, int rows, float* y, size_t y_stride) {
+                     const VnniActivationMeta* meta, int rows, float* y, size_t y_stride, PanelPrefetcher& pf) {
   using formats::BlockQ8_0;
   const BlockQ8_0* xc[C];
   for (int c = 0; c < C; ++c) xc[c] = reinterpret_cast<const BlockQ8_0*>(x + size_t(c) * x_row_bytes);
@@ -92,6 +92,7 @@ void panel_tile_vnni(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t 
   for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + size_t(b) * kVnniPanelBlockBytes;
+    pf.step();
     __m512i sum[C];
     DEEPMLA_UNROLL
     for (int c = 0; c < C; ++c) sum[c] = _mm512_set1_epi32(meta[c * nb + b].start);
@@ -125,7 +126,7 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
                      size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   constexpr int C = 8;
   using PanelTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, const VnniActivationMeta*, int, float*,
-                               size_t);
+                               size_t, PanelPrefetcher&);
   static constexpr PanelTileFn tiles[C + 1] = {nullptr,           panel_tile_vnni<1>, panel_tile_vnni<2>,
                                                panel_tile_vnni<3>, panel_tile_vnni<4>, panel_tile_vnni<5>,
                                                panel_tile_vnni<6>, panel_tile_vnni<7>, panel_tile_vnni<8>};
@@ -139,13 +140,17 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
     const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
     const uint8_t* xi = x + size_t(i0) * x_row_bytes;
     vnni_activation_meta<Weights::kOffset>(nb, xi, x_row_bytes, i1 - i0, meta);
+    PanelPrefetcher pf;
+    const int64_t steps = (i1 - i0 + C - 1) / C * nb;
     for (int64_t r = r0; r < r1; r += kVnniPanelRows) {
       const int rows = int(r1 - r < kVnniPanelRows ? r1 - r : kVnniPanelRows);
       pack_panel_vnni<Weights>(nb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
+      pf.reset(w + size_t(r + kVnniPanelRows) * w_row_bytes, w_row_bytes,
+               next_panel_rows(r + kVnniPanelRows, r1, kVnniPanelRows), steps);
       for (int64_t i = 0; i < i1 - i0; i += C) {
         const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
         tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows,
-                    y + size_t(i0 + i) * y_stride + size_t(r), y_stride);
+                    y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
       }
     }
   }
