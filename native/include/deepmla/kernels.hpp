@@ -116,6 +116,9 @@ struct FlashMlaKernel {
   // quantize_query_block) and scores with integer dots: its reference is
   // flash_mla_quantized_q_scalar, not the float flash_mla_scalar.
   bool quantized_queries = false;
+  // P V multiplies bf16(softmax weight x the cache block's scale) by the exact int8
+  // quants (vdpbf16ps): an output is within 2^-8 of the largest |value| of its reference.
+  bool bf16_weights = false;
 };
 
 // The reference of the quantized-query variants (int8 K caches only: Q8_0, Q8_KV): the

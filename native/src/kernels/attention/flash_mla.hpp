@@ -163,19 +163,26 @@ float softmax_chunk(float* s, float* m, float* l) {
   return f;
 }
 
-// The rest of a chunk once its scores s[r * kC + j] (j < n) are in: mask what row r does
-// not see, online softmax, acc = acc f + P V with V rows v_stride floats apart.
+// Once a chunk's scores s[r * kC + j] (j < n) are in: mask what row r does not see and
+// turn the scores into softmax weights (0 where masked); f[r] rescales row r's acc.
 template <class V>
-void softmax_and_accumulate(const FlashMlaArgs& a, int64_t c0, int64_t n, float* s, float* f, const float* v,
-                            int64_t v_stride) {
+void softmax_rows(const FlashMlaArgs& a, int64_t c0, int64_t n, float* s, float* f) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  const int64_t R = a.n_rows;
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < a.n_rows; ++r) {
     float* sr = s + r * kC;
     const int64_t visible = std::clamp<int64_t>(a.visible[r] - c0, 0, n);
     std::fill(sr + visible, sr + kC, kNegInf);
     f[r] = softmax_chunk<V>(sr, a.m + r, a.l + r);
   }
+}
+
+// The rest of a chunk once its scores are in: softmax_rows, then acc = acc f + P V with V
+// rows v_stride floats apart.
+template <class V>
+void softmax_and_accumulate(const FlashMlaArgs& a, int64_t c0, int64_t n, float* s, float* f, const float* v,
+                            int64_t v_stride) {
+  softmax_rows<V>(a, c0, n, s, f);
+  const int64_t R = a.n_rows;
   constexpr int RB = V::kAccRows;
   int64_t r = 0;
   for (; r + RB <= R; r += RB)

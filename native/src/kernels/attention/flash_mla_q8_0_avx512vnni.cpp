@@ -8,7 +8,7 @@ namespace deepmla::kernels {
 
 void flash_mla_q8_0_avx512vnni(const FlashMlaArgs& args) {
   if (args.k_skip != 0) return flash_mla_run<Avx512, convert_q8_0>(args);
-  flash_mla_run_vnni<CacheQ8_0, convert_q8_0>(args);
+  flash_mla_run_vnni<CacheQ8_0, FloatValues<convert_q8_0>>(args);
 }
 
 }  // namespace deepmla::kernels

@@ -8,7 +8,7 @@ namespace deepmla::kernels {
 
 void flash_mla_q8_kv_avx512vnni(const FlashMlaArgs& args) {
   if (args.k_skip != 0) return flash_mla_run<Avx512, convert_q8_kv>(args);
-  flash_mla_run_vnni<CacheQ8_KV, convert_q8_kv>(args);
+  flash_mla_run_vnni<CacheQ8_KV, FloatValues<convert_q8_kv>>(args);
 }
 
 }  // namespace deepmla::kernels

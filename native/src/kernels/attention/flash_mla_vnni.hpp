@@ -14,7 +14,8 @@
 //   a score tile is 16 query rows (lanes) x 8 cache rows: per block, 8 vpdpbusd per cache
 //     row on the broadcast dwords of its quants, then one FMA by d_q * d_k.
 //
-// Softmax and P V are flash_mla.hpp's, on 16-wide floats. Internal linkage: see
+// Softmax is flash_mla.hpp's, on 16-wide floats; P V is the Values policy's (FloatValues
+// below: flash_mla.hpp's FMAs; or flash_mla_bf16_values.hpp's bf16 dot products). Internal linkage: see
 // kernels/matmul/tiling.hpp.
 #include <cstring>
 
@@ -154,11 +155,22 @@ inline void score_tile_vnni(const uint8_t* panel, int64_t nb, const uint8_t* ku,
   }
 }
 
-template <class Cache, ConvertFn ConvertV>
+// The value policy of the AVX512-VNNI variants: V converted to f32, P V by FMAs
+// (flash_mla_bf16_values.hpp has the AVX512-BF16 one). `region` is the layout's k region.
+template <ConvertFn ConvertV>
+struct FloatValues {
+  static void stage(const FlashMlaArgs& a, const uint8_t* rows, int64_t n, uint8_t* region) {
+    ConvertV(rows, a.k_row_bytes, n, a.dv, reinterpret_cast<float*>(region));  // [kC][dv] f32
+  }
+  static void accumulate(const FlashMlaArgs& a, int64_t c0, int64_t n, float* s, float* f, uint8_t* region) {
+    softmax_and_accumulate<Avx512>(a, c0, n, s, f, reinterpret_cast<const float*>(region), a.dv);
+  }
+};
+
+template <class Cache, class Values>
 void flash_mla_run_vnni(const FlashMlaArgs& a) {
-  using V = Avx512;
   const FlashMlaLayout lay = flash_mla_layout(a.dk, a.n_rows);
-  float* vf = reinterpret_cast<float*>(a.scratch + lay.k);  // [kC][dv] f32
+  uint8_t* values = a.scratch + lay.k;
   float* s = reinterpret_cast<float*>(a.scratch + lay.s);
   float* f = reinterpret_cast<float*>(a.scratch + lay.f);
   uint8_t* panels = a.scratch + lay.q8;
@@ -173,14 +185,14 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
     const int64_t n = std::min(kC, end - c0);
     const uint8_t* rows = a.k + size_t(c0) * a.k_row_bytes;
     stage_chunk<Cache>(rows, a.k_row_bytes, n, nb, ku, kd);
-    ConvertV(rows, a.k_row_bytes, n, a.dv, vf);
+    Values::stage(a, rows, n, values);
     for (int64_t g = 0; g < groups; ++g) {
       const int panel_rows = int(std::min<int64_t>(16, R - 16 * g));
       for (int64_t j = 0; j < n; j += kVnniScoreKeys)
         score_tile_vnni(panels + size_t(g * nb) * kQueryPanelBlockBytes, nb, ku, kd, j, panel_rows,
                         s + 16 * g * kC);
     }
-    softmax_and_accumulate<V>(a, c0, n, s, f, vf, a.dv);
+    Values::accumulate(a, c0, n, s, f, values);
   }
 }
 

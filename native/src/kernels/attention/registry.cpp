@@ -11,12 +11,14 @@ namespace deepmla {
 namespace kernels {
 #define DEEPMLA_FLASH_MLA(type, isa, symbol) void symbol(const FlashMlaArgs& args);
 #define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol) void symbol(const FlashMlaArgs& args);
+#define DEEPMLA_FLASH_MLA_INT8_BF16PV(type, isa, symbol) void symbol(const FlashMlaArgs& args);
 #define DEEPMLA_ATTENTION_VEC(isa, symbol)                   \
   float symbol##_dot(const float* a, const float* b, int64_t n); \
   void symbol##_axpy(float* y, float a, const float* x, int64_t n);
 #include "kernels/attention/registry.inc"
 #undef DEEPMLA_FLASH_MLA
 #undef DEEPMLA_FLASH_MLA_INT8
+#undef DEEPMLA_FLASH_MLA_INT8_BF16PV
 #undef DEEPMLA_ATTENTION_VEC
 }  // namespace kernels
 
@@ -26,22 +28,27 @@ namespace {
 // same declaration repeated, which is allowed.
 #define DEEPMLA_FLASH_MLA(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol, false},
 #define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol) {TensorType::type, Isa::isa, #symbol, kernels::symbol, true},
+#define DEEPMLA_FLASH_MLA_INT8_BF16PV(type, isa, symbol) \
+  {TensorType::type, Isa::isa, #symbol, kernels::symbol, true, true},
 #define DEEPMLA_ATTENTION_VEC(isa, symbol)
 const FlashMlaKernel kFlashMla[] = {
 #include "kernels/attention/registry.inc"
 };
 #undef DEEPMLA_FLASH_MLA
 #undef DEEPMLA_FLASH_MLA_INT8
+#undef DEEPMLA_FLASH_MLA_INT8_BF16PV
 #undef DEEPMLA_ATTENTION_VEC
 
 #define DEEPMLA_FLASH_MLA(type, isa, symbol)
 #define DEEPMLA_FLASH_MLA_INT8(type, isa, symbol)
+#define DEEPMLA_FLASH_MLA_INT8_BF16PV(type, isa, symbol)
 #define DEEPMLA_ATTENTION_VEC(isa, symbol) {Isa::isa, kernels::symbol##_dot, kernels::symbol##_axpy},
 const AttentionVecOps kVecOps[] = {
 #include "kernels/attention/registry.inc"
 };
 #undef DEEPMLA_FLASH_MLA
 #undef DEEPMLA_FLASH_MLA_INT8
+#undef DEEPMLA_FLASH_MLA_INT8_BF16PV
 #undef DEEPMLA_ATTENTION_VEC
 
 }  // namespace

@@ -1,8 +1,8 @@
 // BF16 weights x F32 activations, AVX512-BF16 (vdpbf16ps), 4 weight rows x 4 activation
 // rows per tile. The activations are rounded to bf16 (nearest even) on the fly, as
 // ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
-// then carries a relative error up to 2^-9 beyond the F32 path's (test_kernels.cpp
-// widens its tolerance for this variant accordingly).
+// then carries a relative error up to 2^-8 (8 significant bits) beyond the F32 path's
+// (test_kernels.cpp widens its tolerance for this variant accordingly).
 #include <cstring>
 
 #include "kernels/matmul/avx512_util.hpp"
