@@ -2,7 +2,7 @@
 // type and activation count n, GB/s of weights for GEMV, and a plain read-bandwidth
 // reference. Built by the optional target deepmla_bench_kernels; not a test (timings).
 //   build/deepmla_bench_kernels [--threads N] [--reps R] [--types q8_0,q6_0,...] [--n 1,2,512]
-//                               [--k K] [--m M] [--cpu-time 1]
+//                               [--k K] [--m M] [--cpu-time 1] [--weights-file GGUF]
 // --swiglu ROWS instead times each SwiGLU variant (one core), ns per element, on ROWS
 // rows of --k values (default 1408; 3072 x 1408: a 512-token micro-batch's 6 experts per token of
 // DeepSeek-V2-Lite, 52 MB of g, u and out) and on one row again and again (in L1).
@@ -16,6 +16,11 @@
 #include <time.h>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <immintrin.h>
 
 #include "deepmla/kernels.hpp"
@@ -24,6 +29,40 @@
 using namespace deepmla;
 
 namespace {
+
+// A read-only private mapping of a whole file, as the model loader maps a GGUF.
+struct MappedWeights {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  MappedWeights() = default;
+  MappedWeights(const MappedWeights&) = delete;
+  MappedWeights(MappedWeights&& o) noexcept { *this = std::move(o); }
+  MappedWeights& operator=(MappedWeights&& o) noexcept {
+    std::swap(data, o.data), std::swap(size, o.size);
+    return *this;
+  }
+  ~MappedWeights() {
+    if (data) munmap(const_cast<uint8_t*>(data), size);
+  }
+};
+
+MappedWeights map_weights(const char* path) {
+  MappedWeights out;
+  const int fd = open(path, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    std::fprintf(stderr, "cannot open %s\n", path);
+    std::exit(1);
+  }
+  void* p = mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    std::fprintf(stderr, "cannot map %s\n", path);
+    std::exit(1);
+  }
+  out.data = static_cast<const uint8_t*>(p), out.size = size_t(st.st_size);
+  return out;
+}
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -142,6 +181,7 @@ int main(int argc, char** argv) {
   int threads = 1, reps = 5;
   int64_t k = 2048, m_fixed = 0, swiglu_rows = 0;
   bool k_given = false;
+  const char* weights_file = nullptr;
   std::string types = "q8_0,q6_0,q8_KV,f16,bf16,f32";
   std::vector<int64_t> ns = {1, 2, 4, 8, 16, 64, 512};
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -152,6 +192,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--m")) m_fixed = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = std::atoi(argv[i + 1]) != 0;
     else if (!std::strcmp(argv[i], "--swiglu")) swiglu_rows = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--weights-file")) weights_file = argv[i + 1];
     else if (!std::strcmp(argv[i], "--n")) {
       ns.clear();
       for (const char* p = argv[i + 1]; *p;) {
@@ -175,15 +216,24 @@ int main(int argc, char** argv) {
     for (int64_t n : ns) {
       // GEMV-like n: a matrix of about 256 MiB, far beyond L3 (bandwidth); GEMM: 2048 rows.
       const size_t wrb = row_bytes(type, k), xrb = row_bytes(tt.vec_dot_type, k);
-      const int64_t m = m_fixed ? m_fixed : n <= 8 ? int64_t((size_t(256) << 20) / wrb) / 64 * 64 : 2048;
-      std::vector<uint8_t> w(wrb * size_t(m)), x(xrb * size_t(n));
+      int64_t m = m_fixed ? m_fixed : n <= 8 ? int64_t((size_t(256) << 20) / wrb) / 64 * 64 : 2048;
+      // --weights-file: the bandwidth-bound cases read a mapping of that file instead of
+      // anonymous memory (page-cache pages, as a model's mmapped weights are); its bytes
+      // are not valid blocks, which changes nothing but the (unprinted) outputs.
+      MappedWeights mapped;
+      if (weights_file && n <= 8) {
+        mapped = map_weights(weights_file);
+        m = std::min<int64_t>(m, int64_t(mapped.size / wrb) / 64 * 64);
+      }
+      std::vector<uint8_t> w(mapped.data ? 0 : wrb * size_t(m)), x(xrb * size_t(n));
       std::vector<float> f(static_cast<size_t>(k)), y(static_cast<size_t>(m * n));
       uint64_t s = 88172645463325252ull;
       auto rnd = [&] { s ^= s << 13, s ^= s >> 7, s ^= s << 17; return float(int64_t(s % 2001) - 1000) / 1000.0f; };
-      for (int64_t r = 0; r < m; ++r) {
+      for (int64_t r = 0; r < m && !mapped.data; ++r) {
         for (float& v : f) v = rnd();
         tt.quantize_row(f.data(), w.data() + size_t(r) * wrb, k);
       }
+      const uint8_t* wd = mapped.data ? mapped.data : w.data();
       const QuantizeRowFn quantize = activation_quantizer(tt.vec_dot_type);
       for (int64_t i = 0; i < n; ++i) {
         for (float& v : f) v = rnd();
@@ -197,7 +247,7 @@ int main(int argc, char** argv) {
         return timed(threads, [&](int th) {
           int64_t r0, r1;
           rows_of(th, &r0, &r1);
-          kernel.fn(k, w.data(), wrb, r0, r1, x.data(), xrb, n, y.data(), size_t(m));
+          kernel.fn(k, wd, wrb, r0, r1, x.data(), xrb, n, y.data(), size_t(m));
         });
       };
       if (n > 8) {
@@ -213,7 +263,7 @@ int main(int argc, char** argv) {
           return timed(threads, [&](int th) {
             int64_t r0, r1;
             rows_of(th, &r0, &r1);
-            sink = sink + read_stream(w.data() + size_t(r0) * wrb, size_t(r1 - r0) * wrb);
+            sink = sink + read_stream(wd + size_t(r0) * wrb, size_t(r1 - r0) * wrb);
           });
         };
         std::vector<double> tk, tr, ratio;

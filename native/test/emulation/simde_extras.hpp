@@ -34,6 +34,16 @@ static inline simde__m512i deepmla_emu_maskz_loadu_epi8(uint64_t k, const void* 
 }
 #define _mm512_maskz_loadu_epi8(k, p) deepmla_emu_maskz_loadu_epi8(k, p)
 
+// VPMOVSXBD: 16 signed bytes sign-extended to 16 int32 lanes.
+static inline simde__m512i deepmla_emu_cvtepi8_epi32(simde__m128i a) {
+  int8_t v[16];
+  int32_t r[16];
+  simde_mm_storeu_si128(reinterpret_cast<simde__m128i*>(v), a);
+  for (int i = 0; i < 16; ++i) r[i] = v[i];
+  return simde_mm512_loadu_si512(r);
+}
+#define _mm512_cvtepi8_epi32(a) deepmla_emu_cvtepi8_epi32(a)
+
 static inline simde__m512 deepmla_emu_cvtepi32_ps(simde__m512i a) {
   int32_t v[16];
   float r[16];
