@@ -234,6 +234,25 @@ TEST(kernels_matmul_variants_match_scalar) {
   }
 }
 
+TEST(kernels_matmul_tall_row_ranges) {
+  // Row ranges past one 16-row panel: the VNNI kernels take rows 32 at a time (two panels
+  // per tile, the second possibly partial) and a last single panel; the AVX2 panels 8 at
+  // a time. Ranges of 17..70 rows from several starts, n across the 6- and 8-column tiles.
+  Rng rng(14);
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 70}, {3, 40}, {0, 17}, {5, 37}, {0, 33}, {1, 49}, {2, 66}};
+  for (TensorType type : kMatmulTypes) {
+    const TensorType vdt = type_traits(type).vec_dot_type;
+    const int64_t k = type_traits(type).quantized ? 96 : 33;
+    Matrix w = random_matrix(rng, type, 70, k, 1.0f);
+    add_special_weight_rows(rng, w);
+    for (int64_t n : {4, 5, 6, 7, 12, 13, 64}) {
+      const Matrix x = random_activations(rng, vdt, n, k);
+      for (const MatmulKernel& kernel : matmul_kernels(type))
+        for (const auto& [r0, r1] : ranges) CHECK(compare_matmul(kernel, w, r0, r1, x) == 0);
+    }
+  }
+}
+
 TEST(kernels_matmul_large_n_crosses_chunks) {
   // Enough activation rows that the tiling splits them into several chunks: 1201 rows
   // of k = 7168 are over 8.5 MB in every activation type, past both the L2-sized chunks
