@@ -185,15 +185,14 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
               base + l.hq + size_t(s0) * l.hq_row, l.hq_row, n, dn + s0 * l.d, size_t(l.d));
   });
 
-  // 5. Weighted sum over each token's experts, in routing order (deterministic).
+  // 5. Weighted sum over each token's experts, in routing order (deterministic), with the
+  // SIMD axpy: the scalar loop was ~4% of a 512-token micro-batch's MoE time (Zen5).
+  const AttentionVecOps& vec = attention_vec_ops();
   st.pool->parallel_for(l.n_tokens, [&](int64_t t, int) {
     float* o = out.ptr<float>(t);
     const float* w = weights.ptr<float>(t);
     std::fill(o, o + l.d, 0.0f);
-    for (int64_t k = 0; k < l.n_used; ++k) {
-      const float* r = dn + pos[size_t(t * l.n_used + k)] * l.d;
-      for (int64_t i = 0; i < l.d; ++i) o[i] += w[k] * r[i];
-    }
+    for (int64_t k = 0; k < l.n_used; ++k) vec.axpy(o, w[k], dn + pos[size_t(t * l.n_used + k)] * l.d, l.d);
   });
 }
 
