@@ -145,7 +145,11 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
     for (int64_t e = 0; e < l.n_expert; ++e)
       if (count[size_t(e)] > 0) {
         // Few tokens (token generation): each thread one contiguous share of the expert.
-        const int64_t chunk = matmul_row_chunk(rows, count[size_t(e)], n_threads);
+        // More: a quarter of the rows, whole 32-row pairs of panels (the VNNI tile's
+        // height), since each task recomputes its activations' block sums and waits for
+        // its first panel from memory; there are experts enough to balance the threads.
+        const int64_t chunk = count[size_t(e)] <= kGemvMaxN ? matmul_row_chunk(rows, count[size_t(e)], n_threads)
+                                                            : ((rows + 3) / 4 + 31) / 32 * 32;
         for (int64_t r0 = 0; r0 < rows; r0 += chunk) tasks.push_back({e, r0, std::min(rows, r0 + chunk)});
       }
     return tasks;
