@@ -41,5 +41,32 @@ inline __m512i two_halves(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+// Two 8 x 8 dword transposes at once: in[i] holds row i in its low half and row i + 8 in
+// its high half; out[l] gets dword l of rows 0..7 (low half) and of rows 8..15 (high).
+// transpose_8x8_epi32's steps on 512-bit registers (the unpacks work within 128-bit
+// lanes either way), with vpermt2q for its cross-lane step: 24 shuffles for 16 rows
+// instead of 48 plus 8 merges.
+inline void transpose_2x8x8_epi32(const __m512i in[8], __m512i out[8]) {
+  __m512i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // Per 256-bit half, 128-bit lane 0 of u[l] then of u[4 + l] (out[l]), lane 1 of each
+  // (out[l + 4]).
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+  const __m512i second = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int l = 0; l < 4; ++l) {
+    out[l] = _mm512_permutex2var_epi64(u[l], first, u[4 + l]);
+    out[l + 4] = _mm512_permutex2var_epi64(u[l], second, u[4 + l]);
+  }
+}
+
 }  // namespace
 }  // namespace deepmla::kernels

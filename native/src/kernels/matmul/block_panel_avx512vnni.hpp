@@ -42,17 +42,17 @@ void pack_panel_vnni(int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows,
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* out = panel + size_t(b) * kVnniPanelBlockBytes;
     float d[kVnniPanelRows];
-    __m256i v[2][8], t[2][8];
+    __m256i v[kVnniPanelRows];
     for (int r = 0; r < kVnniPanelRows; ++r) {
       // Missing rows: value 0 (u = kOffset) with scale 0.
       d[r] = r < rows ? _cvtsh_ss(wr[r][b].d) : 0.0f;
-      v[r / 8][r % 8] = r < rows ? Weights::unsigned_values(wr[r] + b) : _mm256_set1_epi8(char(Weights::kOffset));
+      v[r] = r < rows ? Weights::unsigned_values(wr[r] + b) : _mm256_set1_epi8(char(Weights::kOffset));
     }
     std::memcpy(out, d, sizeof d);
-    transpose_8x8_epi32(v[0], t[0]);  // rows 0..7 -> lanes 0..7
-    transpose_8x8_epi32(v[1], t[1]);  // rows 8..15 -> lanes 8..15
-    for (int l = 0; l < 8; ++l)
-      _mm512_store_si512(reinterpret_cast<void*>(out + 64 + 64 * l), two_halves(t[0][l], t[1][l]));
+    __m512i in[8], t[8];
+    for (int r = 0; r < 8; ++r) in[r] = two_halves(v[r], v[r + 8]);
+    transpose_2x8x8_epi32(in, t);  // rows 0..7 -> lanes 0..7, rows 8..15 -> lanes 8..15
+    for (int l = 0; l < 8; ++l) _mm512_store_si512(reinterpret_cast<void*>(out + 64 + 64 * l), t[l]);
   }
 }
 
