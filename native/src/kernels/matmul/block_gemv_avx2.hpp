@@ -26,11 +26,14 @@
 namespace deepmla::kernels {
 namespace {
 
-// Ahead of the block being read: about 100 ns of stream at 20 GB/s, the memory latency,
-// and well inside L1/L2. Measured on Zen (1 thread, 256 MiB of Q8_0): weight GB/s over a
-// plain AVX2 read of the same bytes went from about 0.7 (hardware prefetch alone) to
-// about 0.93 at 2 KiB; 1 KiB and 4 KiB were a little worse.
-constexpr size_t kPrefetchBytes = 2048;
+// Ahead of the block being read, into L1: enough stream to cover the memory latency at
+// the per-core bandwidth. On Zen3 (1 thread, 256 MiB of anonymous memory) weight GB/s over
+// a plain read of the same bytes went from ~0.7 (hardware prefetch alone) to ~0.93 at
+// 2 KiB, with 1 and 4 KiB a little worse. On Zen5 (2 threads, ~25 GB/s each, the model's
+// weights in page-cache pages) the stream needs more in flight: tg128 of the 4-layer bench
+// model, 5-6 alternating runs each, 2 KiB 58.0 t/s, 4 KiB 62.3, 8 KiB 62.8-63.6, 16 KiB
+// 60.2. 8 KiB is still well inside L2 and, for the rows of one thread, inside L1.
+constexpr size_t kPrefetchBytes = 8192;
 
 // Lane j of the result = sum of the 8 int32 lanes of p[j].
 inline __m256i reduce_8x8_epi32(const __m256i p[8]) {
