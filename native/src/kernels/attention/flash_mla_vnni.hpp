@@ -15,8 +15,8 @@
 //     row on the broadcast dwords of its quants, then one FMA by d_q * d_k.
 //
 // Softmax is flash_mla.hpp's, on 16-wide floats; P V is the Values policy's (FloatValues
-// below: flash_mla.hpp's FMAs; or flash_mla_bf16_values.hpp's bf16 dot products). Internal linkage: see
-// kernels/matmul/tiling.hpp.
+// below: flash_mla.hpp's FMAs; or flash_mla_bf16_values.hpp's bf16 dot products).
+// Internal linkage: see kernels/matmul/tiling.hpp.
 #include <cstring>
 
 #include "formats/blocks.hpp"

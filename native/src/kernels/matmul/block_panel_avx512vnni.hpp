@@ -80,89 +80,66 @@ inline __m512i broadcast_dword512(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// 16 panel rows x C activation rows; writes `rows` (<= 16) outputs per activation row.
-template <int C>
-void panel_tile_vnni(int64_t nb, const uint8_t* panel, const uint8_t* x, size_t x_row_bytes,
+// P panels (16 rows each, panel_bytes apart) x C activation rows; all rows of the first
+// P - 1 panels and `rows` (<= 16) of the last are written per activation row. With P = 2
+// each activation broadcast feeds two vpdpbusd instead of one.
+template <int P, int C>
+void panel_tile_vnni(int64_t nb, const uint8_t* panel, size_t panel_bytes, const uint8_t* x, size_t x_row_bytes,
                      const VnniActivationMeta* meta, int rows, float* y, size_t y_stride, PanelPrefetcher& pf) {
   using formats::BlockQ8_0;
   const BlockQ8_0* xc[C];
   for (int c = 0; c < C; ++c) xc[c] = reinterpret_cast<const BlockQ8_0*>(x + size_t(c) * x_row_bytes);
-  __m512 acc[C];
+  __m512 acc[P][C];
   DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) acc[c] = _mm512_setzero_ps();
+  for (int p = 0; p < P; ++p)
+    DEEPMLA_UNROLL
+    for (int c = 0; c < C; ++c) acc[p][c] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + size_t(b) * kVnniPanelBlockBytes;
     pf.step();
-    __m512i sum[C];
+    __m512i sum[P][C];
     DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) sum[c] = _mm512_set1_epi32(meta[c * nb + b].start);
-    DEEPMLA_UNROLL
-    for (int l = 0; l < 8; ++l) {
-      const __m512i u = _mm512_load_si512(reinterpret_cast<const void*>(pb + 64 + 64 * l));
+    for (int c = 0; c < C; ++c) {
+      const __m512i start = _mm512_set1_epi32(meta[c * nb + b].start);
       DEEPMLA_UNROLL
-      for (int c = 0; c < C; ++c) sum[c] = _mm512_dpbusd_epi32(sum[c], u, broadcast_dword512(xc[c][b].qs + 4 * l));
+      for (int p = 0; p < P; ++p) sum[p][c] = start;
     }
-    const __m512 dw = _mm512_load_ps(reinterpret_cast<const float*>(pb));
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c)
-      acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_mul_ps(dw, _mm512_set1_ps(meta[c * nb + b].d)), acc[c]);
-  }
-  for (int c = 0; c < C; ++c) {
-    alignas(64) float out[kVnniPanelRows];
-    _mm512_store_ps(out, acc[c]);
-    for (int r = 0; r < rows; ++r) y[size_t(c) * y_stride + size_t(r)] = out[r];
-  }
-}
-
-// 32 weight rows (panels p0 and p1, 16 rows each) x C activation rows: each activation
-// broadcast feeds two vpdpbusd instead of one. `rows1` (<= 16) rows of p1 are written.
-template <int C>
-void panel_tile_vnni_x2(int64_t nb, const uint8_t* p0, const uint8_t* p1, const uint8_t* x, size_t x_row_bytes,
-                        const VnniActivationMeta* meta, int rows1, float* y, size_t y_stride, PanelPrefetcher& pf) {
-  using formats::BlockQ8_0;
-  const BlockQ8_0* xc[C];
-  for (int c = 0; c < C; ++c) xc[c] = reinterpret_cast<const BlockQ8_0*>(x + size_t(c) * x_row_bytes);
-  __m512 acc0[C], acc1[C];
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) acc0[c] = _mm512_setzero_ps(), acc1[c] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb0 = p0 + size_t(b) * kVnniPanelBlockBytes;
-    const uint8_t* pb1 = p1 + size_t(b) * kVnniPanelBlockBytes;
-    pf.step();
-    __m512i s0[C], s1[C];
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) s0[c] = s1[c] = _mm512_set1_epi32(meta[c * nb + b].start);
     DEEPMLA_UNROLL
     for (int l = 0; l < 8; ++l) {
-      const __m512i u0 = _mm512_load_si512(reinterpret_cast<const void*>(pb0 + 64 + 64 * l));
-      const __m512i u1 = _mm512_load_si512(reinterpret_cast<const void*>(pb1 + 64 + 64 * l));
+      __m512i u[P];
+      DEEPMLA_UNROLL
+      for (int p = 0; p < P; ++p)
+        u[p] = _mm512_load_si512(reinterpret_cast<const void*>(pb + p * panel_bytes + 64 + 64 * l));
       DEEPMLA_UNROLL
       for (int c = 0; c < C; ++c) {
         const __m512i a = broadcast_dword512(xc[c][b].qs + 4 * l);
-        s0[c] = _mm512_dpbusd_epi32(s0[c], u0, a);
-        s1[c] = _mm512_dpbusd_epi32(s1[c], u1, a);
+        DEEPMLA_UNROLL
+        for (int p = 0; p < P; ++p) sum[p][c] = _mm512_dpbusd_epi32(sum[p][c], u[p], a);
       }
     }
-    const __m512 dw0 = _mm512_load_ps(reinterpret_cast<const float*>(pb0));
-    const __m512 dw1 = _mm512_load_ps(reinterpret_cast<const float*>(pb1));
+    __m512 dw[P];
+    DEEPMLA_UNROLL
+    for (int p = 0; p < P; ++p) dw[p] = _mm512_load_ps(reinterpret_cast<const float*>(pb + p * panel_bytes));
     DEEPMLA_UNROLL
     for (int c = 0; c < C; ++c) {
       const __m512 da = _mm512_set1_ps(meta[c * nb + b].d);
-      acc0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[c]), _mm512_mul_ps(dw0, da), acc0[c]);
-      acc1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[c]), _mm512_mul_ps(dw1, da), acc1[c]);
+      DEEPMLA_UNROLL
+      for (int p = 0; p < P; ++p)
+        acc[p][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[p][c]), _mm512_mul_ps(dw[p], da), acc[p][c]);
     }
   }
   for (int c = 0; c < C; ++c) {
-    _mm512_storeu_ps(y + size_t(c) * y_stride, acc0[c]);
+    float* yc = y + size_t(c) * y_stride;
+    for (int p = 0; p + 1 < P; ++p) _mm512_storeu_ps(yc + p * kVnniPanelRows, acc[p][c]);
     alignas(64) float out[kVnniPanelRows];
-    _mm512_store_ps(out, acc1[c]);
-    for (int r = 0; r < rows1; ++r) y[size_t(c) * y_stride + kVnniPanelRows + size_t(r)] = out[r];
+    _mm512_store_ps(out, acc[P - 1][c]);
+    for (int r = 0; r < rows; ++r) yc[(P - 1) * kVnniPanelRows + r] = out[r];
   }
 }
 
 // The MatmulFn body for n >= kVnniPanelMinN: activation rows in chunks that stay in L3;
 // per 32 weight rows two panels and every activation row of the chunk, 6 at a time
-// (panel_tile_vnni_x2); a last group of at most 16 rows one panel, 8 at a time.
+// (panel_tile_vnni<2, C>); a last group of at most 16 rows one panel, 8 at a time.
 // Why two panels: per vpdpbusd the 16-row tile also does one activation broadcast and,
 // per block, 3/8 of a float op, all on the same vector pipes; sharing each broadcast
 // between two panels cut that overhead by a third (Zen5, 1 thread, Q8_0 k = 2048,
@@ -173,18 +150,15 @@ void panel_tile_vnni_x2(int64_t nb, const uint8_t* p0, const uint8_t* p1, const 
 template <class Weights>
 void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                      size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
-  constexpr int C = 8;
-  using PanelTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, size_t, const VnniActivationMeta*, int, float*,
-                               size_t, PanelPrefetcher&);
-  static constexpr PanelTileFn tiles[C + 1] = {nullptr,           panel_tile_vnni<1>, panel_tile_vnni<2>,
-                                               panel_tile_vnni<3>, panel_tile_vnni<4>, panel_tile_vnni<5>,
-                                               panel_tile_vnni<6>, panel_tile_vnni<7>, panel_tile_vnni<8>};
-  constexpr int C2 = 6;  // 12 sums + 12 accumulators + 2 panel registers + a broadcast
-  using PairTileFn = void (*)(int64_t, const uint8_t*, const uint8_t*, const uint8_t*, size_t,
-                              const VnniActivationMeta*, int, float*, size_t, PanelPrefetcher&);
-  static constexpr PairTileFn pair_tiles[C2 + 1] = {
-      nullptr,           panel_tile_vnni_x2<1>, panel_tile_vnni_x2<2>, panel_tile_vnni_x2<3>,
-      panel_tile_vnni_x2<4>, panel_tile_vnni_x2<5>, panel_tile_vnni_x2<6>};
+  constexpr int C = 8, C2 = 6;  // 2 panels: 12 sums + 12 accumulators + 2 panel registers + a broadcast
+  using PanelTileFn = void (*)(int64_t, const uint8_t*, size_t, const uint8_t*, size_t, const VnniActivationMeta*, int,
+                               float*, size_t, PanelPrefetcher&);
+  static constexpr PanelTileFn tiles[C + 1] = {
+      nullptr,               panel_tile_vnni<1, 1>, panel_tile_vnni<1, 2>, panel_tile_vnni<1, 3>, panel_tile_vnni<1, 4>,
+      panel_tile_vnni<1, 5>, panel_tile_vnni<1, 6>, panel_tile_vnni<1, 7>, panel_tile_vnni<1, 8>};
+  static constexpr PanelTileFn pair_tiles[C2 + 1] = {
+      nullptr,               panel_tile_vnni<2, 1>, panel_tile_vnni<2, 2>, panel_tile_vnni<2, 3>,
+      panel_tile_vnni<2, 4>, panel_tile_vnni<2, 5>, panel_tile_vnni<2, 6>};
   const int64_t nb = k / 32;
   if (nb == 0 || r1 <= r0 || n <= 0) return;
   auto& s = PanelScratch<64, VnniActivationMeta>::of_this_thread();
@@ -210,8 +184,8 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
                  (cols_total + C2 - 1) / C2 * nb);
         for (int64_t i = 0; i < cols_total; i += C2) {
           const int64_t cols = cols_total - i < C2 ? cols_total - i : C2;
-          pair_tiles[cols](nb, panel, panel + panel_bytes, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb,
-                           rows1, y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
+          pair_tiles[cols](nb, panel, panel_bytes, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows1,
+                           y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
         }
         r += kPair;
         continue;
@@ -221,7 +195,7 @@ void run_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0
       pf.reset(nullptr, w_row_bytes, 0, 1);
       for (int64_t i = 0; i < cols_total; i += C) {
         const int64_t cols = cols_total - i < C ? cols_total - i : C;
-        tiles[cols](nb, panel, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows,
+        tiles[cols](nb, panel, panel_bytes, xi + size_t(i) * x_row_bytes, x_row_bytes, meta + i * nb, rows,
                     y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
       }
       r += kVnniPanelRows;
