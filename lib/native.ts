@@ -78,7 +78,8 @@ export interface NativeBinding {
   disposeContext(context: ContextHandle): void;
   compileGraph(context: ContextHandle, graph: unknown): GraphHandle;
   measureGraph(context: ContextHandle, graph: unknown): number[];
-  evaluate(context: ContextHandle, graph: GraphHandle, tokens: Int32Array, positions: Int32Array, nPast: number): Promise<Float32Array>;
+  /** Writes the graph's logits into `logits` (exactly its size) and resolves with it. */
+  evaluate(context: ContextHandle, graph: GraphHandle, tokens: Int32Array, positions: Int32Array, nPast: number, logits: Float32Array): Promise<Float32Array>;
   cpuInfo(): { detected: string; active: string };
   shiftContext(context: ContextHandle, keep: number, drop: number, nPast: number, rope: NativeRopeParams): Promise<string>;
   saveContext(context: ContextHandle, path: string, header: string, nPast: number): Promise<string>;

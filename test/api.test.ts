@@ -152,6 +152,17 @@ describe('options', () => {
       await expectRejection(context.evaluate([1], { logits: 'first' as never }), InvalidOptionError, 'INVALID_OPTION');
       expect(context.nPast).toBe(0);
     });
+
+    it.each([
+      ['one float short', () => new Float32Array(nVocab - 1), 'last'],
+      ['a row for all of 2 tokens', () => new Float32Array(nVocab), 'all'],
+      ['a Float64Array', () => new Float64Array(nVocab), 'last'],
+      ['an array', () => new Array<number>(nVocab).fill(0), 'last'],
+    ] as const)('output %s -> INVALID_OPTION, nothing cached', async (_name, make, logits) => {
+      const output = make() as unknown as Float32Array;
+      await expectRejection(context.evaluate([1, 2], { logits, output }), InvalidOptionError, 'INVALID_OPTION');
+      expect(context.nPast).toBe(0);
+    });
   });
 
   it('a prompt longer than the context -> CONTEXT_FULL, and the context stays usable', async () => {
@@ -395,6 +406,27 @@ describe('determinism and cache reuse', () => {
       const last = await context.evaluate(prompt, { logits: 'last' });
       expectFinite(last, nVocab);
       expect(maxAbsDiff(last, all.subarray(all.length - nVocab))).toBeLessThan(1e-5);
+    });
+  });
+
+  it('output: the logits land in the given array, the same as in a new one (last and all, over micro-batches)', async () => {
+    await withContext(model, { mla: 2, batchSize: 7 }, async (context) => {
+      const fresh = await context.evaluate(prompt, { logits: 'all' });
+      context.reset();
+      const all = new Float32Array(prompt.length * nVocab).fill(NaN);
+      expect(await context.evaluate(prompt, { logits: 'all', output: all })).toBe(all);
+      expect(maxAbsDiff(all, fresh)).toBe(0);
+      context.reset();
+      const last = new Float32Array(nVocab).fill(NaN);
+      expect(await context.evaluate(prompt, { output: last })).toBe(last);
+      expect(maxAbsDiff(last, fresh.subarray(fresh.length - nVocab))).toBe(0);
+      // A view into a larger buffer: only its own range is written.
+      const backing = new Float32Array(3 * nVocab).fill(7);
+      const view = backing.subarray(nVocab, 2 * nVocab);
+      await context.evaluate([5], { output: view });
+      expectFinite(view, nVocab);
+      expect(backing.subarray(0, nVocab).every((v) => v === 7)).toBe(true);
+      expect(backing.subarray(2 * nVocab).every((v) => v === 7)).toBe(true);
     });
   });
 

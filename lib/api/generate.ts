@@ -237,7 +237,9 @@ async function* run(context: Context, input: number[], o: Checked, result: Gener
   const stops = new StopMatcher(o.stops);
 
   const started = performance.now();
-  let logits = await context.evaluate(input, { signal: o.signal });
+  // One logits array for the whole loop: the sampler copies what it keeps.
+  const logits = new Float32Array(context.model.config.nVocab);
+  await context.evaluate(input, { signal: o.signal, output: logits });
   o.signal?.throwIfAborted();
   const promptDone = performance.now();
   result.promptTokens = input.length;
@@ -276,7 +278,7 @@ async function* run(context: Context, input: number[], o: Checked, result: Gener
     if (stopReason !== undefined) break;
     // The consumer may have aborted while it held the piece: stop before evaluating.
     o.signal?.throwIfAborted();
-    logits = await context.evaluate([token], { signal: o.signal });
+    await context.evaluate([token], { signal: o.signal, output: logits });
     o.signal?.throwIfAborted();
   }
   result.stopReason = stopReason;

@@ -142,10 +142,12 @@ async function timeTest(context: Context, test: Test, nVocab: number, state: { s
     await context.evaluate(prompt);
     return (performance.now() - started) / 1000;
   }
-  // llama-bench warms generation up with a single token.
+  // llama-bench warms generation up with a single token. One logits array for the run,
+  // as generate() does.
   const tokens = randomTokens(warmUp ? 1 : test.nTokens, nVocab, state);
+  const output = new Float32Array(nVocab);
   const started = performance.now();
-  for (const token of tokens) await context.evaluate([token]);
+  for (const token of tokens) await context.evaluate([token], { output });
   return (performance.now() - started) / 1000;
 }
 

@@ -439,15 +439,21 @@ Napi::Value evaluate(const Napi::CallbackInfo& info) {
     auto tokens = int32_vector(info[2], "tokens"), positions = int32_vector(info[3], "positions");
     if (!info[4].IsNumber()) throw Error(codes::kInvalidOption, "nPast must be a number");
     const int64_t n_past = info[4].As<Napi::Number>().Int64Value();
+    if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Error(codes::kInvalidOption, "logits must be a Float32Array");
+    Napi::Float32Array out = info[5].As<Napi::Float32Array>();
     auto graph = g->graph;
-    auto logits = std::make_shared<std::vector<float>>();
+    const size_t count = Context::logits_count(*graph);
+    if (out.ElementLength() != count)
+      throw Error(codes::kInvalidOption, "the logits array holds " + std::to_string(out.ElementLength()) +
+                                             " floats, the graph writes " + std::to_string(count));
+    // The worker writes into the caller's array: the reference keeps it alive until the
+    // promise settles (the worker, and with it the reference, is freed on this thread).
+    auto keep = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out));
+    float* data = out.Data();
     return queue_context_task(
-        env, info[0], [=](Context& c) { *logits = c.evaluate(*graph, tokens, positions, n_past); },
-        [logits](Napi::Env env) -> Napi::Value {
-          Napi::Float32Array out = Napi::Float32Array::New(env, logits->size());
-          std::copy(logits->begin(), logits->end(), out.Data());
-          return out;
-        });
+        env, info[0], [=](Context& c) { c.evaluate(*graph, tokens, positions, n_past, data, count); },
+        [keep](Napi::Env env) -> Napi::Value { return keep->Value(); });
   });
 }
 

@@ -157,10 +157,13 @@ class Context {
   // Scratch bytes each op of the graph needs with this context's threads (offsets of
   // arena tensors are not checked: the builder plans them afterwards, scratch included).
   std::vector<size_t> measure(GraphDesc desc) const;
-  // Runs the graph over n_tokens tokens at cache rows [n_past, n_past + n_tokens).
-  // Returns the logits tensor's values (row-major, contiguous).
-  std::vector<float> evaluate(CompiledGraph& graph, const std::vector<int32_t>& tokens,
-                              const std::vector<int32_t>& positions, int64_t n_past);
+  // Runs the graph over n_tokens tokens at cache rows [n_past, n_past + n_tokens) and
+  // writes the logits tensor's values (row-major, contiguous) to out, which must hold
+  // exactly logits_count(graph) floats: the caller's buffer, so a generated token's
+  // 400 KB of logits are written once, not staged in a fresh allocation per call.
+  void evaluate(CompiledGraph& graph, const std::vector<int32_t>& tokens, const std::vector<int32_t>& positions,
+                int64_t n_past, float* out, size_t out_count);
+  static size_t logits_count(const CompiledGraph& graph);
   int n_threads() const { return pool_.size(); }
   uint8_t* cache_data(int cache) const { return caches_.at(size_t(cache)).data(); }
 

@@ -195,9 +195,16 @@ std::shared_ptr<CompiledGraph> Context::compile(GraphDesc desc) {
   return graph;
 }
 
-std::vector<float> Context::evaluate(CompiledGraph& graph, const std::vector<int32_t>& tokens,
-                                     const std::vector<int32_t>& positions, int64_t n_past) {
+size_t Context::logits_count(const CompiledGraph& graph) {
+  return size_t(graph.tensors_[size_t(graph.desc_.logits)]->nelements());
+}
+
+void Context::evaluate(CompiledGraph& graph, const std::vector<int32_t>& tokens, const std::vector<int32_t>& positions,
+                       int64_t n_past, float* out, size_t out_count) {
   const GraphDesc& g = graph.desc_;
+  if (out_count != logits_count(graph))
+    fail(codes::kInvalidOption, "the logits buffer holds " + std::to_string(out_count) + " floats, the graph writes " +
+                                    std::to_string(logits_count(graph)));
   if (int64_t(tokens.size()) != g.n_tokens || int64_t(positions.size()) != g.n_tokens)
     fail(codes::kInvalidOption, "the batch has " + std::to_string(tokens.size()) + " tokens, the graph " +
                                     std::to_string(g.n_tokens));
@@ -235,13 +242,11 @@ std::vector<float> Context::evaluate(CompiledGraph& graph, const std::vector<int
     }
   }
   const Tensor& logits = *graph.tensors_[size_t(g.logits)];
-  std::vector<float> out(size_t(logits.nelements()));
   size_t k = 0;
   for (int64_t i3 = 0; i3 < logits.desc.ne[3]; ++i3)
     for (int64_t i2 = 0; i2 < logits.desc.ne[2]; ++i2)
       for (int64_t i1 = 0; i1 < logits.desc.ne[1]; ++i1, k += size_t(logits.desc.ne[0]))
-        std::memcpy(&out[k], logits.ptr<float>(i1, i2, i3), sizeof(float) * size_t(logits.desc.ne[0]));
-  return out;
+        std::memcpy(out + k, logits.ptr<float>(i1, i2, i3), sizeof(float) * size_t(logits.desc.ne[0]));
 }
 
 }  // namespace deepmla
