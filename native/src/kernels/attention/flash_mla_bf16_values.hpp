@@ -23,23 +23,12 @@
 
 #include "kernels/attention/flash_mla.hpp"
 #include "kernels/attention/simd_avx512.hpp"
+#include "kernels/bf16_util.hpp"
 
 namespace deepmla::kernels {
 namespace {
 
 static_assert(kFlashMlaChunk == 32, "a chunk's weights for one channel block are one register of 32 bf16");
-
-inline __m512bh bf16_bits(__m512i v) {
-  __m512bh out;
-  std::memcpy(&out, &v, sizeof out);
-  return out;
-}
-
-inline __m512i bf16_as_int(__m512bh v) {
-  __m512i out;
-  std::memcpy(&out, &v, sizeof out);
-  return out;
-}
 
 // 16 int8 quants as floats.
 inline __m512 quants_ps(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }

@@ -5,18 +5,13 @@
 // (test_kernels.cpp widens its tolerance for this variant accordingly).
 #include <cstring>
 
+#include "kernels/bf16_util.hpp"
 #include "kernels/matmul/avx512_util.hpp"
 #include "kernels/matmul/tiling.hpp"
 
 namespace deepmla::kernels {
 
 namespace {
-__m512bh as_bf16(__m512i v) {
-  __m512bh out;
-  std::memcpy(&out, &v, sizeof out);
-  return out;
-}
-
 template <int R, int C>
 void tile(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y,
           size_t y_stride) {
@@ -38,7 +33,7 @@ void tile(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, siz
     const __mmask16 mask_lo = __mmask16(mask), mask_hi = __mmask16(mask >> 16);
     __m512bh wv[R];
     DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) wv[r] = as_bf16(_mm512_maskz_loadu_epi16(mask, wr[r] + j));
+    for (int r = 0; r < R; ++r) wv[r] = bf16_bits(_mm512_maskz_loadu_epi16(mask, wr[r] + j));
     DEEPMLA_UNROLL
     for (int c = 0; c < C; ++c) {
       const __m512 lo = _mm512_maskz_loadu_ps(mask_lo, xc[c] + j);
