@@ -26,6 +26,10 @@ const usage = `usage: node bench/side-by-side.js --ik DIR MODEL.gguf [options]
   --tg N              generation test: N tokens one at a time (default 128, 0 = none)
   --depth D,D,...     also TG of --tg tokens after D tokens in the cache (default 0 = only
                       the empty cache); ik runs it as -gp D,N, test name tgN@ppD
+  --pp-depth D,...    also PP of --pp tokens after D tokens in the cache, test ppN@ppD:
+                      ik's llama-bench has no such test, so ik runs llama-sweep-bench (next
+                      to llama-bench) over a context of max D + N, its row N_KV = D; needs
+                      --pp equal to --ubatch and each D a multiple of it
   --mla N             MLA mode 0-3 (default 3)
   --fa on|off         flash attention (default on)
   --ctk TYPE          K cache type: f16, bf16, q8_0, q8_KV, q6_0 (default f16)
@@ -50,7 +54,7 @@ function fail(message) {
 
 function parseArgs(argv) {
   const o = {
-    ik: process.env.IK_BIN, reps: 3, pp: 512, tg: 128, depth: [0], mla: 3, fa: 'on', ctk: 'f16',
+    ik: process.env.IK_BIN, reps: 3, pp: 512, tg: 128, depth: [0], ppDepth: [], mla: 3, fa: 'on', ctk: 'f16',
     threads: os.cpus().length, ubatch: 512, amb: undefined, mmap: 1, innerReps: 1, ikArgs: [], deepmlaArgs: [],
     deepmlaCli: path.join(__dirname, '..', 'dist', 'cli', 'main.js'), json: false, dryRun: false, model: undefined,
   };
@@ -69,6 +73,7 @@ function parseArgs(argv) {
       case '--pp': o.pp = int(a, next(), 0); break;
       case '--tg': o.tg = int(a, next(), 0); break;
       case '--depth': o.depth = next().split(',').map((d) => int(a, d.trim(), 0)); break;
+      case '--pp-depth': o.ppDepth = next().split(',').map((d) => int(a, d.trim(), 1)); break;
       case '--mla': o.mla = int(a, next(), 0); if (o.mla > 3) fail('--mla: expected 0, 1, 2 or 3'); break;
       case '--fa': o.fa = next(); if (!['on', 'off'].includes(o.fa)) fail(`--fa: expected on or off, received ${o.fa}`); break;
       case '--ctk': o.ctk = next(); break;
@@ -91,6 +96,12 @@ function parseArgs(argv) {
   if (!o.model) fail(`no model given\n\n${usage}`);
   if (!fs.existsSync(o.model)) fail(`model not found: ${o.model}`);
   if (o.pp === 0 && o.tg === 0) fail('--pp and --tg are both 0: nothing to run');
+  if (o.ppDepth.length > 0) {
+    // llama-sweep-bench times one micro-batch of n_ubatch tokens at N_KV = 0, ub, 2 ub, ...
+    if (o.pp !== o.ubatch) fail(`--pp-depth: --pp (${o.pp}) must equal --ubatch (${o.ubatch}), the batch llama-sweep-bench times`);
+    const off = o.ppDepth.find((d) => d % o.ubatch !== 0);
+    if (off !== undefined) fail(`--pp-depth: ${off} is not a multiple of --ubatch ${o.ubatch} (llama-sweep-bench measures at multiples of it)`);
+  }
   return o;
 }
 
@@ -102,10 +113,19 @@ function findLlamaBench(ik) {
   return found;
 }
 
+function findSweepBench(llamaBench) {
+  const found = path.join(path.dirname(llamaBench), 'llama-sweep-bench');
+  if (!fs.existsSync(found)) {
+    fail(`--pp-depth needs ${found}: build it beside llama-bench (cmake --build build --target llama-sweep-bench)`);
+  }
+  return found;
+}
+
 /** The tests both tools are asked for, by the names both print. */
 function testNames(o) {
   const names = [];
   if (o.pp > 0) names.push(`pp${o.pp}`);
+  for (const d of o.ppDepth) names.push(`pp${o.pp}@pp${d}`);
   if (o.tg > 0) {
     for (const d of o.depth) names.push(d === 0 ? `tg${o.tg}` : `tg${o.tg}@pp${d}`);
   }
@@ -125,6 +145,16 @@ function ikCommand(bin, o) {
   return { file: bin, args };
 }
 
+/** PP at each --pp-depth: one sweep over the context, rows at every multiple of ubatch. */
+function ikSweepCommand(bin, o) {
+  const args = ['-m', o.model, '-c', String(Math.max(...o.ppDepth) + o.pp), '-ub', String(o.ubatch),
+    '-b', String(o.ubatch), '-n', '1', '-mla', String(o.mla), '-fa', o.fa === 'on' ? '1' : '0', '-ctk', o.ctk,
+    '-t', String(o.threads), '--output-format', 'jsonl'];
+  if (o.amb !== undefined) args.push('-amb', String(o.amb));
+  if (!o.mmap) args.push('--no-mmap');
+  return { file: bin, args };
+}
+
 function deepmlaCommand(o, benchHelp = '') {
   const args = [o.deepmlaCli, 'bench', o.model, '--json', '--reps', String(o.innerReps),
     '--pp', String(o.pp), '--tg', String(o.tg), '--depth', o.depth.join(','),
@@ -135,6 +165,11 @@ function deepmlaCommand(o, benchHelp = '') {
   if (!o.mmap) args.push('--no-mmap');
   args.push(...o.deepmlaArgs);
   return { file: process.execPath, args };
+}
+
+/** deepmla's side of --pp-depth: the PP test only, at those depths. */
+function deepmlaPpDepthCommand(o, benchHelp) {
+  return deepmlaCommand({ ...o, tg: 0, depth: o.ppDepth }, benchHelp);
 }
 
 const shellQuote = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -168,7 +203,7 @@ function run(command, label) {
       `  ${commandLine(command)}\n${tail}`);
   }
   process.stderr.write(`  ${label}: ${seconds} s\n`);
-  return r.stdout;
+  return { stdout: r.stdout, stderr: r.stderr };
 }
 
 /** The index of the brace closing the object opened at text[start], or -1. */
@@ -233,6 +268,21 @@ function ikResults(stdout) {
   return out;
 }
 
+/**
+ * ppN@ppD → t/s of this run, from llama-sweep-bench --output-format jsonl: one JSON row
+ * per N_KV on stderr (its LOG_TEE), among the loader's log lines.
+ */
+function ikSweepResults(stderr, o) {
+  const out = new Map();
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{"n_kv_max"')) continue;
+    const row = JSON.parse(line);
+    if (o.ppDepth.includes(row.n_kv)) out.set(`pp${row.pp}@pp${row.n_kv}`, row.speed_pp);
+  }
+  if (out.size !== o.ppDepth.length) fail(`llama-sweep-bench printed no row for some of N_KV = ${o.ppDepth.join(', ')}:\n${stderr.slice(-2000)}`);
+  return out;
+}
+
 /** test name → mean t/s of this run, from deepmla bench --json. */
 function deepmlaResults(stdout) {
   const out = new Map();
@@ -255,13 +305,16 @@ function main() {
   const o = parseArgs(process.argv.slice(2));
   const bin = findLlamaBench(o.ik);
   const ik = ikCommand(bin, o);
+  const ikSweep = o.ppDepth.length > 0 ? ikSweepCommand(findSweepBench(bin), o) : undefined;
   if (o.dryRun) {
     process.stdout.write(`${commandLine(ik)}\n${commandLine(deepmlaCommand(o))}\n`);
+    if (ikSweep) process.stdout.write(`${commandLine(ikSweep)}\n${commandLine(deepmlaPpDepthCommand(o))}\n`);
     return;
   }
   const { missing, help } = deepmlaBenchHelp(o);
   if (missing) process.stderr.write(`side-by-side: ${missing}\nside-by-side: running ik_llama.cpp alone\n`);
   const deepmla = missing ? undefined : deepmlaCommand(o, help);
+  const deepmlaPpDepth = !missing && ikSweep ? deepmlaPpDepthCommand(o, help) : undefined;
   if (deepmla && o.amb !== undefined && !deepmla.args.includes('--amb')) {
     process.stderr.write("side-by-side: 'deepmla bench' has no --amb; it goes to ik only\n");
   }
@@ -272,6 +325,8 @@ function main() {
   if (load > 0.5) process.stderr.write(`side-by-side: load average ${load.toFixed(2)}: the machine is not idle, expect noise\n`);
   process.stderr.write(`ik:      ${commandLine(ik)}\n`);
   if (deepmla) process.stderr.write(`deepmla: ${commandLine(deepmla)}\n`);
+  if (ikSweep) process.stderr.write(`ik:      ${commandLine(ikSweep)}\n`);
+  if (deepmlaPpDepth) process.stderr.write(`deepmla: ${commandLine(deepmlaPpDepth)}\n`);
 
   const samples = { ik: new Map(), deepmla: new Map() };
   let ikBuild = null;
@@ -287,8 +342,13 @@ function main() {
     // Alternate the order so that neither tool always runs on a warmer (or hotter) machine.
     const order = rep % 2 === 0 ? ['ik', 'deepmla'] : ['deepmla', 'ik'];
     for (const tool of order) {
-      if (tool === 'ik') record('ik', ikResults(run(ik, 'ik_llama.cpp')));
-      else if (deepmla) record('deepmla', deepmlaResults(run(deepmla, 'deepmla')));
+      if (tool === 'ik') {
+        record('ik', ikResults(run(ik, 'ik_llama.cpp').stdout));
+        if (ikSweep) record('ik', ikSweepResults(run(ikSweep, 'ik_llama.cpp sweep').stderr, o));
+      } else if (deepmla) {
+        record('deepmla', deepmlaResults(run(deepmla, 'deepmla').stdout));
+        if (deepmlaPpDepth) record('deepmla', deepmlaResults(run(deepmlaPpDepth, 'deepmla pp-depth').stdout));
+      }
     }
   }
 
@@ -312,8 +372,10 @@ function main() {
       model: path.resolve(o.model),
       mode: { mla: o.mla, fa: o.fa, ctk: o.ctk, threads: o.threads, ubatch: o.ubatch, amb: o.amb ?? null, mmap: o.mmap },
       reps: o.reps, innerReps: o.innerReps, loadAverageAtStart: load,
-      ik: { command: commandLine(ik), build: ikBuild },
-      deepmla: deepmla ? { command: commandLine(deepmla) } : { missing },
+      ik: { command: commandLine(ik), sweepCommand: ikSweep ? commandLine(ikSweep) : null, build: ikBuild },
+      deepmla: deepmla
+        ? { command: commandLine(deepmla), ppDepthCommand: deepmlaPpDepth ? commandLine(deepmlaPpDepth) : null }
+        : { missing },
       ratio: 'deepmla / ik, of the medians',
       rows,
     };
