@@ -8,9 +8,14 @@ namespace {
 // Spin iterations before a worker sleeps: long enough to bridge the gap between two
 // ops of a forward pass (tens of microseconds), short enough not to burn a core when idle.
 constexpr int kSpinIterations = 20000;
-// While spinning, give the core away every so often: on a loaded machine the thread we
-// wait for may need it.
-constexpr int kYieldEvery = 256;
+// While spinning, give the core away every so often (~130 us at Zen5's ~31 ns pause): on
+// a loaded machine the thread we wait for may need it. Not more often: a yield can hand
+// the core to another thread of the process (V8's, libuv's) for a while, and the task
+// then starts late. Every 256 spins (~8 us), the worker began a token-generation GEMV
+// 34-44 us after the calling thread (mean over 8000 two-task matmuls of ~200 us; Zen5,
+// 3 runs), every 4096 spins 1-15 us, never 1-2 us. (tg128 itself: within the host's
+// noise, 63.0 vs 61.5 t/s mean over 5 alternated pairs.)
+constexpr int kYieldEvery = 4096;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
