@@ -25,6 +25,17 @@ class ThreadPool {
   int size() const { return n_threads_; }
   void parallel_for(int64_t n_tasks, const TaskFn& fn);
 
+  // Rows [0, m) for bandwidth-bound work (a GEMV): one contiguous share of `share` rows
+  // per task, the stream the prefetchers follow, claimed from its start in pieces that
+  // shrink towards `steal` rows; a thread whose share is done then takes `steal` rows at
+  // a time from the far end of the others'. So when one core runs slower (a noisy
+  // neighbour, a late start) the other finishes its work instead of waiting at the end.
+  // fn(r0, r1, thread) runs each piece; every row is in exactly one piece, and pieces
+  // start on multiples of granule (share and steal are rounded up to it). One thread, or
+  // one share, runs [0, m) as one piece.
+  using RangeFn = std::function<void(int64_t r0, int64_t r1, int thread)>;
+  void parallel_shares(int64_t m, int64_t share, int64_t granule, int64_t steal, const RangeFn& fn);
+
  private:
   void worker(int thread);
   void run_tasks(int thread);

@@ -1,6 +1,8 @@
 #include "deepmla/thread_pool.hpp"
 
+#include <algorithm>
 #include <exception>
+#include <memory>
 
 namespace deepmla {
 
@@ -96,6 +98,56 @@ void ThreadPool::parallel_for(int64_t n_tasks, const TaskFn& fn) {
   }
   fn_ = nullptr;
   if (error_) std::rethrow_exception(error_);
+}
+
+void ThreadPool::parallel_shares(int64_t m, int64_t share, int64_t granule, int64_t steal, const RangeFn& fn) {
+  if (m <= 0) return;
+  if (granule < 1) granule = 1;
+  auto round_up = [&](int64_t v) { return v < granule ? granule : (v + granule - 1) / granule * granule; };
+  share = round_up(share);
+  steal = round_up(steal);
+  const int64_t n = (m + share - 1) / share;
+  if (n == 1 || n_threads_ == 1) {
+    fn(0, m, 0);
+    return;
+  }
+  if (m >= (int64_t(1) << 32)) {  // rows past 32 bits: the shares as plain tasks
+    parallel_for(n, [&](int64_t p, int thread) { fn(p * share, std::min(m, (p + 1) * share), thread); });
+    return;
+  }
+  // A share's unclaimed rows [lo, hi) in one word (lo low, hi high): its owner claims from
+  // lo and a thief from hi, each with one compare-exchange.
+  auto pack = [](int64_t lo, int64_t hi) { return uint64_t(lo) | uint64_t(hi) << 32; };
+  std::unique_ptr<std::atomic<uint64_t>[]> parts(new std::atomic<uint64_t>[size_t(n)]);
+  for (int64_t p = 0; p < n; ++p) parts[size_t(p)].store(pack(p * share, std::min(m, (p + 1) * share)));
+  auto claim_from_start = [&](std::atomic<uint64_t>& part, int thread) {
+    for (uint64_t v = part.load(std::memory_order_relaxed);;) {
+      const int64_t lo = int64_t(v & 0xffffffffu), hi = int64_t(v >> 32);
+      if (lo >= hi) return;
+      // Guided: a quarter of what is left, never below steal, so that the last pieces are
+      // small enough to leave a thief little to wait for.
+      const int64_t take = std::min(hi - lo, std::max(steal, (hi - lo) / 4 / granule * granule));
+      if (!part.compare_exchange_weak(v, pack(lo + take, hi), std::memory_order_relaxed)) continue;
+      fn(lo, lo + take, thread);
+      v = part.load(std::memory_order_relaxed);
+    }
+  };
+  auto claim_from_end = [&](std::atomic<uint64_t>& part, int thread) {
+    for (uint64_t v = part.load(std::memory_order_relaxed);;) {
+      const int64_t lo = int64_t(v & 0xffffffffu), hi = int64_t(v >> 32);
+      if (lo >= hi) return;
+      const int64_t cut = std::max(lo, (hi - steal) / granule * granule);  // lo is on a granule
+      if (!part.compare_exchange_weak(v, pack(lo, cut), std::memory_order_relaxed)) continue;
+      fn(cut, hi, thread);
+      v = part.load(std::memory_order_relaxed);
+    }
+  };
+  // Tasks [0, n) own a share, then take from the others; the n_threads - 1 tasks after
+  // them only take, so that a thread which comes when every share has an owner helps too.
+  parallel_for(n + n_threads_ - 1, [&](int64_t task, int thread) {
+    if (task < n) claim_from_start(parts[size_t(task)], thread);
+    for (int64_t q = 1; q <= n; ++q) claim_from_end(parts[size_t((task + q) % n)], thread);
+  });
 }
 
 }  // namespace deepmla

@@ -58,8 +58,19 @@ void run_matmul(const CompiledOp& op, ExecState& st) {
   });
   const MatmulKernel& kernel = matmul_kernel(w.desc.type);
   const int64_t chunk = matmul_row_chunk(s.m, s.n, st.pool->size());
-  const int64_t chunks_per_b = (s.m + chunk - 1) / chunk;
   const size_t y_stride = size_t((s.batch == 1 ? y.desc.nb[1] : y.desc.nb[2]) / 4);
+  if (s.batch == 1 && s.n <= kGemvMaxN) {
+    // Bandwidth-bound: a share per thread, and the one done first takes rows of the other
+    // 128 KB at a time (parallel_shares): in token generation the second of two threads
+    // started a 200 us GEMV ~2 us late and ended 10-30 us apart from the first (Zen5).
+    const int64_t steal = std::max<int64_t>(8, int64_t(kGemvStealBytes / size_t(w.desc.nb[1])));
+    float* yb = reinterpret_cast<float*>(y.data);
+    st.pool->parallel_shares(s.m, chunk, 8, steal, [&](int64_t r0, int64_t r1, int) {
+      kernel.fn(s.k, w.data, size_t(w.desc.nb[1]), r0, r1, xq, s.x_row_bytes, s.n, yb, y_stride);
+    });
+    return;
+  }
+  const int64_t chunks_per_b = (s.m + chunk - 1) / chunk;
   st.pool->parallel_for(s.batch * chunks_per_b, [&](int64_t task, int) {
     const int64_t b = task / chunks_per_b, c = task % chunks_per_b;
     const int64_t r0 = c * chunk, r1 = std::min(s.m, r0 + chunk);

@@ -30,6 +30,9 @@ int64_t chunk_size(int64_t n, int n_threads, int64_t granule);
 // Weight rows per matmul task for n activation rows: GEMV-like n (<= kGemvMaxN) gets one
 // contiguous share per thread (>= 64 rows); larger n the usual chunk_size(m, threads, 16).
 constexpr int64_t kGemvMaxN = 3;
+// What a thread done with its GEMV share takes from another's at a time (ThreadPool::
+// parallel_shares): a few microseconds of streaming, so the two end close together.
+constexpr size_t kGemvStealBytes = 128 * 1024;
 int64_t matmul_row_chunk(int64_t m, int64_t n, int n_threads);
 
 // The op table: kind -> bind function. Each bind checks operands, sets run and scratch.
