@@ -428,3 +428,102 @@ TEST(attention_flash_mla_f32_rows_with_skip) {
     }
   }
 }
+
+// The decompressed flash (attn_decompressed on AVX512 CPUs) against its scalar reference:
+// kv_b-shaped rows (k_nope then v, a stride wider than both), k_pe apart, two chunks with
+// the states carried over, rows that see all, some or none of a chunk, sentinels past the
+// last row's state and past dv.
+TEST(attention_decompressed_flash_matches_scalar) {
+  const int64_t nope = 128, rope = 64, dv = 128, stride = nope + dv + 16, acc_stride = dv + 3;
+  const DecompressedFlashFn kernel = decompressed_flash_kernel(nope, rope, dv);
+  if (!kernel) {
+    std::fprintf(stderr, "  (no AVX512 at the active ISA: decompressed flash not run)\n");
+    return;
+  }
+  CHECK(decompressed_flash_kernel(nope, rope, 96) == nullptr);  // dv not a multiple of 64
+  CHECK(decompressed_flash_kernel(100, rope, dv) == nullptr);
+  Rng rng(27);
+  std::vector<uint8_t> scratch_mem(decompressed_flash_scratch_bytes(nope + rope) + 64);
+  uint8_t* scratch = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch_mem.data()) + 63) / 64 * 64);
+  for (int64_t n_keys : {1, 5, 31, 32, 33, 100, 256}) {
+    for (int64_t rows : {1, 3, 16, 17, 40, 64}) {
+      for (int mask = 0; mask < 2; ++mask) {
+        std::vector<float> qmem(size_t(rows * (nope + rope)));
+        for (float& v : qmem) v = rng.normal();
+        std::vector<const float*> q(static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r) q[size_t(r)] = qmem.data() + r * (nope + rope);
+        const float inf = std::numeric_limits<float>::infinity();
+        std::vector<float> m_want(size_t(rows), -inf), l_want(size_t(rows), 0.0f), acc_want(size_t(rows * acc_stride), 0.0f);
+        // NaN sentinels past the last row (a finite state of a row that sees nothing would
+        // come back unchanged): a variant writes the states of its rows only.
+        const float sentinel = std::numeric_limits<float>::quiet_NaN();
+        std::vector<float> m_got = m_want, l_got = l_want, acc_got = acc_want;
+        m_got.resize(size_t(rows + 16), sentinel);
+        l_got.resize(size_t(rows + 16), sentinel);
+        double vmax = 0;
+        for (int chunk = 0; chunk < 2; ++chunk) {
+          std::vector<float> kv(size_t(n_keys * stride)), k_pe(size_t(n_keys * rope));
+          for (float& v : kv) v = rng.normal();
+          for (float& v : k_pe) v = 2 * rng.normal();
+          for (int64_t j = 0; j < n_keys; ++j)
+            for (int64_t c = 0; c < dv; ++c) vmax = std::max(vmax, double(std::fabs(kv[size_t(j * stride + nope + c)])));
+          // Causal (the last row sees the whole chunk, earlier ones less, some nothing) or
+          // random counts, some past the chunk's end.
+          std::vector<int64_t> visible(static_cast<size_t>(rows));
+          for (int64_t r = 0; r < rows; ++r)
+            visible[size_t(r)] = mask == 0 ? n_keys - (rows - 1 - r) : int64_t(rng.below(n_keys + 8));
+          DecompressedFlashArgs a;
+          a.nope = nope;
+          a.rope = rope;
+          a.dv = dv;
+          a.n_rows = rows;
+          a.q = q.data();
+          a.visible = visible.data();
+          a.n_keys = n_keys;
+          a.kv = kv.data();
+          a.kv_stride = size_t(stride);
+          a.k_pe = k_pe.data();
+          a.scale = 0.1f;
+          a.acc_stride = size_t(acc_stride);
+          a.scratch = scratch;
+          a.m = m_want.data(), a.l = l_want.data(), a.acc = acc_want.data();
+          decompressed_flash_scalar(a);
+          a.m = m_got.data(), a.l = l_got.data(), a.acc = acc_got.data();
+          kernel(a);
+        }
+        int bad = 0;
+        const double tol = 1e-4 * vmax;
+        for (int64_t r = 0; r < rows; ++r) {
+          if ((l_want[size_t(r)] == 0) != (l_got[size_t(r)] == 0)) {
+            if (bad++ < 3) std::fprintf(stderr, "  keys=%ld rows=%ld r=%ld: empty in one only\n", long(n_keys), long(rows), long(r));
+            continue;
+          }
+          const float* w = acc_want.data() + r * acc_stride;
+          const float* g = acc_got.data() + r * acc_stride;
+          for (int64_t pad = dv; pad < acc_stride; ++pad)
+            if (g[pad] != 0 && bad++ < 3) std::fprintf(stderr, "  wrote past dv\n");
+          if (l_want[size_t(r)] == 0) {
+            for (int64_t c = 0; c < dv; ++c)
+              if (g[c] != 0 && bad++ < 3) std::fprintf(stderr, "  r=%ld: saw nothing but acc is %g\n", long(r), g[c]);
+            continue;
+          }
+          const double lse_w = m_want[size_t(r)] + std::log(double(l_want[size_t(r)]));
+          const double lse_g = m_got[size_t(r)] + std::log(double(l_got[size_t(r)]));
+          if (!(std::fabs(lse_w - lse_g) <= 1e-4) && bad++ < 3)
+            std::fprintf(stderr, "  keys=%ld rows=%ld r=%ld: log-sum-exp %.9g want %.9g\n", long(n_keys), long(rows),
+                         long(r), lse_g, lse_w);
+          for (int64_t c = 0; c < dv; ++c) {
+            const double d = std::fabs(double(w[c]) / l_want[size_t(r)] - double(g[c]) / l_got[size_t(r)]);
+            if (!(d <= tol) && bad++ < 3)
+              std::fprintf(stderr, "  keys=%ld rows=%ld mask=%d r=%ld c=%ld: got %.9g want %.9g\n", long(n_keys),
+                           long(rows), mask, long(r), long(c), g[c] / l_got[size_t(r)], w[c] / l_want[size_t(r)]);
+          }
+        }
+        for (int64_t r = rows; r < rows + 16; ++r)
+          if ((!std::isnan(m_got[size_t(r)]) || !std::isnan(l_got[size_t(r)])) && bad++ < 3)
+            std::fprintf(stderr, "  rows=%ld: the state of row %ld was written\n", long(rows), long(r));
+        CHECK(bad == 0);
+      }
+    }
+  }
+}

@@ -137,6 +137,35 @@ const FlashMlaKernel& flash_mla_kernel(TensorType cache_type, int64_t dk, int64_
 // Every registered variant the machine can run at the active ISA, lowest ISA first.
 std::vector<FlashMlaKernel> flash_mla_kernels(TensorType cache_type);
 
+// One head's flash attention over a chunk of decompressed cache rows (mla 3 prompts,
+// ops/attention.cpp's attn_decompressed): scores q . [k_nope ; k_pe] * scale, values v,
+// read where kv_b's output and the cache's k_pe are (no [v ; k_nope ; k_pe] copies).
+// Updates the online softmax states (m, l, acc) of n_rows queries, in f32.
+struct DecompressedFlashArgs {
+  int64_t nope = 0, rope = 0, dv = 0;
+  int64_t n_rows = 0;                // queries, at most kDecompressedFlashRows
+  const float* const* q = nullptr;   // [n_rows] -> nope + rope floats
+  const int64_t* visible = nullptr;  // [n_rows]: query r sees keys [0, visible[r]) of the chunk
+  int64_t n_keys = 0;
+  const float* kv = nullptr;         // [n_keys] rows kv_stride floats apart: k_nope, then v
+  size_t kv_stride = 0;
+  const float* k_pe = nullptr;       // [n_keys][rope]
+  float scale = 1;                   // applied to q . k
+  float* m = nullptr;                // [n_rows]
+  float* l = nullptr;                // [n_rows]
+  float* acc = nullptr;              // [n_rows][acc_stride], dv used
+  size_t acc_stride = 0;
+  uint8_t* scratch = nullptr;        // decompressed_flash_scratch_bytes(nope + rope), 64-byte aligned
+};
+using DecompressedFlashFn = void (*)(const DecompressedFlashArgs& args);
+constexpr int64_t kDecompressedFlashRows = 64;
+size_t decompressed_flash_scratch_bytes(int64_t dq);
+// The AVX512 variant when the active ISA has it and nope, rope are multiples of 16 and dv
+// of 64; else nullptr (the caller takes the flash MLA kernels over copied rows).
+DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv);
+// Its reference: one key at a time, scores and softmax in double.
+void decompressed_flash_scalar(const DecompressedFlashArgs& args);
+
 // Small float vector helpers for the other attention paths (standard, K*Q, decompressed).
 struct AttentionVecOps {
   Isa isa;

@@ -410,11 +410,14 @@ inline float decompressed_score(const AttentionVecOps& vec, const Decompressed& 
 
 // Flash over the decompressed cache, chunk by chunk of cache rows: the chunk's c rows are
 // converted once for all heads (kv_b's activation type; a Q8_0 cache already is Q8_0 and
-// is read in place), then each head decompresses them with its rows of kv_b into
-// [v ; k_nope ; k_pe] rows and the flash MLA kernel (F32 rows, scores over
-// [k_nope ; k_pe], V the first dv values) adds the chunk to the online softmax states
-// of blocks of its queries. The states of every (head, query) live in shared scratch.
+// is read in place), then each head decompresses them with its rows of kv_b and adds the
+// chunk to the online softmax states of blocks of its queries: with the decompressed
+// flash kernel (kernels.hpp; AVX512), which reads kv_b's output and k_pe in place, or
+// else with the flash MLA kernel over [v ; k_nope ; k_pe] rows copied out of them (F32
+// rows, scores over [k_nope ; k_pe], V the first dv values). The states of every
+// (head, query) live in shared scratch.
 constexpr int64_t kDecompressedQueries = 64;  // query rows per kernel call
+static_assert(kDecompressedQueries <= kDecompressedFlashRows, "the decompressed flash takes a whole query block");
 // Cache rows per chunk: the decompression is a GEMM over this many rows (panels of kv_b
 // are packed once per chunk), and a chunk's rows (320 floats each) stay in L2.
 constexpr int64_t kDecompressedChunk = 256;
@@ -448,10 +451,11 @@ DecompressedFlashLayout decompressed_flash_layout(const Decompressed& d, int64_t
   at = 0;
   l.cf = at, at += align(size_t(d.k->desc.ne[0]) * 4);
   l.kvh = at, at += align(size_t(kDecompressedChunk * (d.nope + d.dv)) * 4);
-  l.rows = at, at += align(size_t(kDecompressedChunk * l.row) * 4);
+  const bool in_place = decompressed_flash_kernel(d.nope, d.rope, d.dv) != nullptr;
+  l.rows = at, at += in_place ? 0 : align(size_t(kDecompressedChunk * l.row) * 4);
   l.q = at, at += align(size_t(qb) * sizeof(float*));
   l.visible = at, at += align(size_t(qb) * sizeof(int64_t));
-  l.kernel = at, at += align(flash_mla_scratch_bytes(l.row, qb));
+  l.kernel = at, at += align(in_place ? decompressed_flash_scratch_bytes(d.nope + d.rope) : flash_mla_scratch_bytes(l.row, qb));
   l.thread = at;
   return l;
 }
@@ -464,6 +468,7 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
   const QuantizeRowFn convert = activation_quantizer(type_traits(d.kv_b->desc.type).vec_dot_type);
   const MatmulKernel& kernel = matmul_kernel(d.kv_b->desc.type);
   const FlashMlaKernel& flash = flash_mla_kernel(TensorType::F32, lay.row, d.dv, d.dv);
+  const DecompressedFlashFn in_place_flash = decompressed_flash_kernel(d.nope, d.rope, d.dv);
   uint8_t* shared = st.shared_scratch;
   float* k_pe = reinterpret_cast<float*>(shared + lay.k_pe);
   float* m = reinterpret_cast<float*>(shared + lay.m);
@@ -493,6 +498,41 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
       int64_t* visible = reinterpret_cast<int64_t*>(scratch + lay.visible);
       const uint8_t* w = d.kv_b->data + h * width * d.kv_b->desc.nb[1];
       kernel.fn(d.kv_lora, w, size_t(d.kv_b->desc.nb[1]), 0, width, cq, cq_stride, n, kvh, size_t(width));
+      const int64_t s0 = h * d.n_tokens;  // this head's states
+      // Blocks of the queries that see this chunk (t < c0 - n_past see none of it).
+      auto each_query_block = [&](auto&& run) {
+        for (int64_t t0 = std::max<int64_t>(0, c0 - st.n_past); t0 < d.n_tokens; t0 += kDecompressedQueries) {
+          const int64_t tn = std::min(kDecompressedQueries, d.n_tokens - t0);
+          for (int64_t r = 0; r < tn; ++r) {
+            q[r] = d.q->ptr<float>(h, t0 + r);
+            visible[r] = st.n_past + t0 + r + 1 - c0;  // rows of this chunk, from 0
+          }
+          run(t0, tn);
+        }
+      };
+      if (in_place_flash) {
+        DecompressedFlashArgs args;
+        args.nope = d.nope;
+        args.rope = d.rope;
+        args.dv = d.dv;
+        args.q = q;
+        args.visible = visible;
+        args.n_keys = n;
+        args.kv = kvh;
+        args.kv_stride = size_t(width);
+        args.k_pe = k_pe;
+        args.scale = d.scale;
+        args.acc_stride = size_t(d.dv);
+        args.scratch = scratch + lay.kernel;
+        each_query_block([&](int64_t t0, int64_t tn) {
+          args.n_rows = tn;
+          args.m = m + s0 + t0;
+          args.l = l + s0 + t0;
+          args.acc = acc + (s0 + t0) * d.dv;
+          in_place_flash(args);
+        });
+        return;
+      }
       for (int64_t j = 0; j < n; ++j) {  // [v ; k_nope ; k_pe]
         float* row = rows + j * lay.row;
         std::memcpy(row, kvh + j * width + d.nope, size_t(d.dv) * 4);
@@ -511,14 +551,7 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
       args.scale = d.scale;
       args.acc_stride = size_t(d.dv);
       args.scratch = scratch + lay.kernel;
-      const int64_t s0 = h * d.n_tokens;  // this head's states
-      // Queries that see none of this chunk (t < c0 - n_past) are skipped.
-      for (int64_t t0 = std::max<int64_t>(0, c0 - st.n_past); t0 < d.n_tokens; t0 += kDecompressedQueries) {
-        const int64_t tn = std::min(kDecompressedQueries, d.n_tokens - t0);
-        for (int64_t r = 0; r < tn; ++r) {
-          q[r] = d.q->ptr<float>(h, t0 + r);
-          visible[r] = st.n_past + t0 + r + 1 - c0;  // rows of this chunk, from 0
-        }
+      each_query_block([&](int64_t t0, int64_t tn) {
         args.j0 = 0;
         args.j1 = n;
         args.n_rows = tn;
@@ -526,7 +559,7 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
         args.l = l + s0 + t0;
         args.acc = acc + (s0 + t0) * d.dv;
         flash.fn(args);
-      }
+      });
     });
   }
   st.pool->parallel_for(d.n_head, [&](int64_t h, int) {

@@ -71,5 +71,30 @@ inline FlashMlaLayout flash_mla_layout(int64_t dk, int64_t n_rows) {
   return l;
 }
 
+// Scratch of the decompressed flash (decompressed_flash_avx512.cpp), per call of at most
+// kDecompressedFlashRows queries; keys go kDecompressedFlashKeys at a time.
+//   qt    q * scale transposed, rows in lanes: [dq][64] f32
+//   s     scores, then softmax weights, rows in lanes: [kDecompressedFlashKeys][64] f32
+//   vis   per query, the keys it sees (clamped), i32; f, per query, its acc factor
+//   zero  dq zeros: the rows a score tile reads past the chunk's last key
+constexpr int64_t kDecompressedFlashKeys = 32;
+
+struct DecompressedFlashScratch {
+  size_t qt, s, vis, f, zero, total;
+};
+
+inline DecompressedFlashScratch decompressed_flash_scratch(int64_t dq) {
+  constexpr size_t R = size_t(kDecompressedFlashRows), K = size_t(kDecompressedFlashKeys);
+  DecompressedFlashScratch l;
+  size_t at = 0;
+  l.qt = at, at += align64(size_t(dq) * R * 4);
+  l.s = at, at += align64(K * R * 4);
+  l.vis = at, at += align64(R * 4);
+  l.f = at, at += align64(R * 4);
+  l.zero = at, at += align64(size_t(dq) * 4);
+  l.total = at;
+  return l;
+}
+
 }  // namespace
 }  // namespace deepmla::kernels

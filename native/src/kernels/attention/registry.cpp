@@ -20,6 +20,7 @@ namespace kernels {
 #undef DEEPMLA_FLASH_MLA_INT8
 #undef DEEPMLA_FLASH_MLA_INT8_BF16PV
 #undef DEEPMLA_ATTENTION_VEC
+void decompressed_flash_avx512(const DecompressedFlashArgs& args);
 }  // namespace kernels
 
 namespace {
@@ -76,6 +77,14 @@ std::vector<FlashMlaKernel> flash_mla_kernels(TensorType cache_type) {
     for (const FlashMlaKernel& k : kFlashMla)
       if (int(k.isa) == isa && k.cache_type == cache_type) out.push_back(k);
   return out;
+}
+
+size_t decompressed_flash_scratch_bytes(int64_t dq) { return kernels::decompressed_flash_scratch(dq).total; }
+
+DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv) {
+  if (active_isa() < Isa::AVX512) return nullptr;
+  if (nope <= 0 || rope < 0 || nope % 16 != 0 || rope % 16 != 0 || dv <= 0 || dv % 64 != 0) return nullptr;
+  return kernels::decompressed_flash_avx512;
 }
 
 const AttentionVecOps& attention_vec_ops() {
