@@ -70,6 +70,16 @@ static inline simde__m512 deepmla_emu_maskz_loadu_ps(uint32_t k, const void* p) 
 }
 #define _mm512_maskz_loadu_ps(k, p) deepmla_emu_maskz_loadu_ps(k, p)
 
+static inline simde__m512 deepmla_emu_mask_loadu_ps(simde__m512 src, uint32_t k, const void* p) {
+  float r[16];
+  simde_mm512_storeu_ps(r, src);
+  const float* s = static_cast<const float*>(p);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) r[i] = s[i];
+  return simde_mm512_loadu_ps(r);
+}
+#define _mm512_mask_loadu_ps(src, k, p) deepmla_emu_mask_loadu_ps(src, k, p)
+
 static inline void deepmla_emu_mask_storeu_ps(void* p, uint32_t k, simde__m512 a) {
   float v[16];
   simde_mm512_storeu_ps(v, a);
