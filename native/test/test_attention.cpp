@@ -433,15 +433,28 @@ TEST(attention_flash_mla_f32_rows_with_skip) {
 // kv_b-shaped rows (k_nope then v, a stride wider than both), k_pe apart, two chunks with
 // the states carried over, rows that see all, some or none of a chunk, sentinels past the
 // last row's state and past dv.
+void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa);
+
 TEST(attention_decompressed_flash_matches_scalar) {
-  const int64_t nope = 128, rope = 64, dv = 128, stride = nope + dv + 16, acc_stride = dv + 3;
-  const DecompressedFlashFn kernel = decompressed_flash_kernel(nope, rope, dv);
-  if (!kernel) {
-    std::fprintf(stderr, "  (no AVX512 at the active ISA: decompressed flash not run)\n");
-    return;
+  // Every variant the machine runs: the ISA capped at each level in turn.
+  for (Isa cap : {Isa::AVX2, Isa::AVX512}) {
+    set_isa_cap(cap);
+    const DecompressedFlashFn kernel = decompressed_flash_kernel(128, 64, 128);
+    const bool runs = active_isa() >= cap;
+    CHECK(decompressed_flash_kernel(128, 64, 96) == nullptr);  // dv not a multiple of 64
+    CHECK(decompressed_flash_kernel(100, 64, 128) == nullptr);
+    clear_isa_cap();
+    if (!runs) {
+      std::fprintf(stderr, "  (no %s here: its decompressed flash not run)\n", isa_name(cap));
+      continue;
+    }
+    CHECK(kernel != nullptr);
+    if (kernel) check_decompressed_flash(kernel, isa_name(cap));
   }
-  CHECK(decompressed_flash_kernel(nope, rope, 96) == nullptr);  // dv not a multiple of 64
-  CHECK(decompressed_flash_kernel(100, rope, dv) == nullptr);
+}
+
+void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa) {
+  const int64_t nope = 128, rope = 64, dv = 128, stride = nope + dv + 16, acc_stride = dv + 3;
   Rng rng(27);
   std::vector<uint8_t> scratch_mem(decompressed_flash_scratch_bytes(nope + rope) + 64);
   uint8_t* scratch = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch_mem.data()) + 63) / 64 * 64);
@@ -515,7 +528,7 @@ TEST(attention_decompressed_flash_matches_scalar) {
           for (int64_t c = 0; c < dv; ++c) {
             const double d = std::fabs(double(w[c]) / l_want[size_t(r)] - double(g[c]) / l_got[size_t(r)]);
             if (!(d <= tol) && bad++ < 3)
-              std::fprintf(stderr, "  keys=%ld rows=%ld mask=%d r=%ld c=%ld: got %.9g want %.9g\n", long(n_keys),
+              std::fprintf(stderr, "  %s keys=%ld rows=%ld mask=%d r=%ld c=%ld: got %.9g want %.9g\n", isa, long(n_keys),
                            long(rows), mask, long(r), long(c), g[c] / l_got[size_t(r)], w[c] / l_want[size_t(r)]);
           }
         }

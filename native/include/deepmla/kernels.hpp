@@ -160,7 +160,7 @@ struct DecompressedFlashArgs {
 using DecompressedFlashFn = void (*)(const DecompressedFlashArgs& args);
 constexpr int64_t kDecompressedFlashRows = 64;
 size_t decompressed_flash_scratch_bytes(int64_t dq);
-// The AVX512 variant when the active ISA has it and nope, rope are multiples of 16 and dv
+// The AVX512 or AVX2 variant at the active ISA when nope, rope are multiples of 16 and dv
 // of 64; else nullptr (the caller takes the flash MLA kernels over copied rows).
 DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv);
 // Its reference: one key at a time, scores and softmax in double.

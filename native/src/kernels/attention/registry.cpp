@@ -20,6 +20,7 @@ namespace kernels {
 #undef DEEPMLA_FLASH_MLA_INT8
 #undef DEEPMLA_FLASH_MLA_INT8_BF16PV
 #undef DEEPMLA_ATTENTION_VEC
+void decompressed_flash_avx2(const DecompressedFlashArgs& args);
 void decompressed_flash_avx512(const DecompressedFlashArgs& args);
 }  // namespace kernels
 
@@ -82,9 +83,11 @@ std::vector<FlashMlaKernel> flash_mla_kernels(TensorType cache_type) {
 size_t decompressed_flash_scratch_bytes(int64_t dq) { return kernels::decompressed_flash_scratch(dq).total; }
 
 DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv) {
-  if (active_isa() < Isa::AVX512) return nullptr;
   if (nope <= 0 || rope < 0 || nope % 16 != 0 || rope % 16 != 0 || dv <= 0 || dv % 64 != 0) return nullptr;
-  return kernels::decompressed_flash_avx512;
+  const Isa level = active_isa();
+  if (level >= Isa::AVX512) return kernels::decompressed_flash_avx512;
+  if (level >= Isa::AVX2) return kernels::decompressed_flash_avx2;
+  return nullptr;
 }
 
 const AttentionVecOps& attention_vec_ops() {

@@ -4,6 +4,8 @@
 // Internal linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 
+#include <limits>
+
 #include <cstdint>
 
 namespace deepmla::kernels {
@@ -16,6 +18,8 @@ struct Avx2 {
   static constexpr int kScoreRows = 4, kScoreKeys = 3;
   // Value tile: 4 query rows x 2 vectors of channels = 8 accumulators.
   static constexpr int kAccRows = 4, kAccVecs = 2;
+  // decompressed_flash.hpp's score tile: 2 groups of W rows x 4 keys, 8 accumulators.
+  static constexpr int kDfTileGroups = 2;
 
   static F zero() { return _mm256_setzero_ps(); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }
@@ -40,6 +44,15 @@ struct Avx2 {
   }
   static F load_n(const float* p, int64_t count) { return _mm256_maskload_ps(p, lanes(count)); }
   static void store_n(float* p, F v, int64_t count) { _mm256_maskstore_ps(p, lanes(count), v); }
+  // x in the lanes r where vis[r] > j, else `otherwise` (vis: W int32).
+  static F keep_where_greater(F x, const int32_t* vis, int32_t j, F otherwise) {
+    const __m256i seen = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vis));
+    return _mm256_blendv_ps(otherwise, x, _mm256_castsi256_ps(_mm256_cmpgt_epi32(seen, _mm256_set1_epi32(j))));
+  }
+  // x with its -inf lanes replaced by `by`.
+  static F replace_neg_inf(F x, F by) {
+    return _mm256_blendv_ps(x, by, _mm256_cmp_ps(x, _mm256_set1_ps(-std::numeric_limits<float>::infinity()), _CMP_EQ_OQ));
+  }
   static float hsum(F v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

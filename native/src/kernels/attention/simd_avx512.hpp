@@ -4,6 +4,8 @@
 // linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 
+#include <limits>
+
 // hsum512_ps, and the GCC 12 AVX512 warning suppression every _avx512 file needs.
 #include "kernels/matmul/avx512_util.hpp"
 
@@ -17,6 +19,8 @@ struct Avx512 {
   static constexpr int kScoreRows = 4, kScoreKeys = 4;
   // Value tile: 4 query rows x 4 vectors of channels = 16 accumulators.
   static constexpr int kAccRows = 4, kAccVecs = 4;
+  // decompressed_flash.hpp's score tile: 4 groups of W rows x 4 keys, 16 accumulators.
+  static constexpr int kDfTileGroups = 4;
 
   static F zero() { return _mm512_setzero_ps(); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
@@ -38,6 +42,15 @@ struct Avx512 {
   // The first `count` (< W) lanes; the others are 0 on load and left alone on store.
   static F load_n(const float* p, int64_t count) { return _mm512_maskz_loadu_ps(__mmask16((1u << count) - 1), p); }
   static void store_n(float* p, F v, int64_t count) { _mm512_mask_storeu_ps(p, __mmask16((1u << count) - 1), v); }
+  // x in the lanes r where vis[r] > j, else `otherwise` (vis: W int32).
+  static F keep_where_greater(F x, const int32_t* vis, int32_t j, F otherwise) {
+    const __m512i seen = _mm512_loadu_si512(reinterpret_cast<const void*>(vis));
+    return _mm512_mask_mov_ps(otherwise, _mm512_cmpgt_epi32_mask(seen, _mm512_set1_epi32(j)), x);
+  }
+  // x with its -inf lanes replaced by `by`.
+  static F replace_neg_inf(F x, F by) {
+    return _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_set1_ps(-std::numeric_limits<float>::infinity()), _CMP_EQ_OQ), by);
+  }
   // Halves by hand: GCC 12's _mm512_reduce_* warn about an undefined register.
   static float hsum(F v) { return hsum512_ps(v); }
   static float hmax(F v) {
