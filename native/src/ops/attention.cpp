@@ -412,7 +412,7 @@ inline float decompressed_score(const AttentionVecOps& vec, const Decompressed& 
 // converted once for all heads (kv_b's activation type; a Q8_0 cache already is Q8_0 and
 // is read in place), then each head decompresses them with its rows of kv_b and adds the
 // chunk to the online softmax states of blocks of its queries: with the decompressed
-// flash kernel (kernels.hpp; AVX512), which reads kv_b's output and k_pe in place, or
+// flash kernel (kernels.hpp; AVX2, AVX512), which reads kv_b's output and k_pe in place, or
 // else with the flash MLA kernel over [v ; k_nope ; k_pe] rows copied out of them (F32
 // rows, scores over [k_nope ; k_pe], V the first dv values). The states of every
 // (head, query) live in shared scratch.
@@ -451,11 +451,11 @@ DecompressedFlashLayout decompressed_flash_layout(const Decompressed& d, int64_t
   at = 0;
   l.cf = at, at += align(size_t(d.k->desc.ne[0]) * 4);
   l.kvh = at, at += align(size_t(kDecompressedChunk * (d.nope + d.dv)) * 4);
-  const bool in_place = decompressed_flash_kernel(d.nope, d.rope, d.dv) != nullptr;
-  l.rows = at, at += in_place ? 0 : align(size_t(kDecompressedChunk * l.row) * 4);
+  // Room for either path, so the layout does not depend on the ISA (which tests cap).
+  l.rows = at, at += align(size_t(kDecompressedChunk * l.row) * 4);
   l.q = at, at += align(size_t(qb) * sizeof(float*));
   l.visible = at, at += align(size_t(qb) * sizeof(int64_t));
-  l.kernel = at, at += align(in_place ? decompressed_flash_scratch_bytes(d.nope + d.rope) : flash_mla_scratch_bytes(l.row, qb));
+  l.kernel = at, at += align(std::max(flash_mla_scratch_bytes(l.row, qb), decompressed_flash_scratch_bytes(d.nope + d.rope)));
   l.thread = at;
   return l;
 }
