@@ -1,4 +1,4 @@
-// The reference of the decompressed flash (decompressed_flash_avx512.cpp): one key at a
+// The reference of the decompressed flash (decompressed_flash.hpp): one key at a
 // time, scores and the online softmax in double.
 #include <algorithm>
 #include <cmath>

@@ -71,7 +71,7 @@ inline FlashMlaLayout flash_mla_layout(int64_t dk, int64_t n_rows) {
   return l;
 }
 
-// Scratch of the decompressed flash (decompressed_flash_avx512.cpp), per call of at most
+// Scratch of the decompressed flash (decompressed_flash.hpp), per call of at most
 // kDecompressedFlashRows queries; keys go kDecompressedFlashKeys at a time.
 //   qt    q * scale transposed, rows in lanes: [dq][64] f32
 //   s     scores, then softmax weights, rows in lanes: [kDecompressedFlashKeys][64] f32
