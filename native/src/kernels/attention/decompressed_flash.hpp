@@ -14,7 +14,6 @@
 // Layout: layout.hpp's DecompressedFlashScratch. Internal linkage: see
 // kernels/matmul/tiling.hpp.
 #include <algorithm>
-#include <cstring>
 #include <limits>
 
 #include "deepmla/kernels.hpp"

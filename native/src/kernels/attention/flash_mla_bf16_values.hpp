@@ -19,7 +19,6 @@
 //   per 8 query rows and channel block: w = bf16(P * d) as 16 pairs, broadcast per pair
 //   against the pair's 2 registers of 16 channels.
 // Internal linkage: see kernels/matmul/tiling.hpp.
-#include <cstring>
 
 #include "kernels/attention/flash_mla.hpp"
 #include "kernels/attention/simd_avx512.hpp"

@@ -3,7 +3,6 @@
 // ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
 // then carries a relative error up to 2^-8 (8 significant bits) beyond the F32 path's
 // (test_kernels.cpp widens its tolerance for this variant accordingly).
-#include <cstring>
 
 #include "kernels/bf16_util.hpp"
 #include "kernels/matmul/avx512_util.hpp"
