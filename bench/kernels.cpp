@@ -2,7 +2,10 @@
 // type and activation count n, GB/s of weights for GEMV, and a plain read-bandwidth
 // reference. Built by the optional target deepmla_bench_kernels; not a test (timings).
 //   build/deepmla_bench_kernels [--threads N] [--reps R] [--types q8_0,q6_0,...] [--n 1,2,512]
-//                               [--k K] [--m M] [--cpu-time 1] [--weights-file GGUF]
+//                               [--k K] [--m M] [--cpu-time 1] [--weights-file GGUF] [--copies C]
+// --copies C (GEMM-like n only): C copies of the weights, a call using the next one, so
+// that with C x the matrix beyond L3 each call reads its weights from DRAM, as a routed
+// expert's do in a micro-batch.
 // --swiglu ROWS instead times each SwiGLU variant (one core), ns per element, on ROWS
 // rows of --k values (default 1408; 3072 x 1408: a 512-token micro-batch's 6 experts per token of
 // DeepSeek-V2-Lite, 52 MB of g, u and out) and on one row again and again (in L1).
@@ -179,7 +182,7 @@ void bench_swiglu(int64_t rows, int64_t cols, int reps) {
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 5;
-  int64_t k = 2048, m_fixed = 0, swiglu_rows = 0;
+  int64_t k = 2048, m_fixed = 0, swiglu_rows = 0, copies = 1;
   bool k_given = false;
   const char* weights_file = nullptr;
   std::string types = "q8_0,q6_0,q8_KV,f16,bf16,f32";
@@ -190,6 +193,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--types")) types = argv[i + 1];
     else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]), k_given = true;
     else if (!std::strcmp(argv[i], "--m")) m_fixed = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--copies")) copies = std::max<int64_t>(1, std::atoll(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--cpu-time")) g_cpu_time = std::atoi(argv[i + 1]) != 0;
     else if (!std::strcmp(argv[i], "--swiglu")) swiglu_rows = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--weights-file")) weights_file = argv[i + 1];
@@ -225,7 +229,8 @@ int main(int argc, char** argv) {
         mapped = map_weights(weights_file);
         m = std::min<int64_t>(m, int64_t(mapped.size / wrb) / 64 * 64);
       }
-      std::vector<uint8_t> w(mapped.data ? 0 : wrb * size_t(m)), x(xrb * size_t(n));
+      const int64_t n_copies = n > 8 && !mapped.data ? copies : 1;
+      std::vector<uint8_t> w(mapped.data ? 0 : wrb * size_t(m) * size_t(n_copies)), x(xrb * size_t(n));
       std::vector<float> f(static_cast<size_t>(k)), y(static_cast<size_t>(m * n));
       uint64_t s = 88172645463325252ull;
       auto rnd = [&] { s ^= s << 13, s ^= s >> 7, s ^= s << 17; return float(int64_t(s % 2001) - 1000) / 1000.0f; };
@@ -233,7 +238,9 @@ int main(int argc, char** argv) {
         for (float& v : f) v = rnd();
         tt.quantize_row(f.data(), w.data() + size_t(r) * wrb, k);
       }
+      for (int64_t c = 1; c < n_copies; ++c) std::memcpy(w.data() + size_t(c) * wrb * size_t(m), w.data(), wrb * size_t(m));
       const uint8_t* wd = mapped.data ? mapped.data : w.data();
+      int64_t next_copy = 0;
       const QuantizeRowFn quantize = activation_quantizer(tt.vec_dot_type);
       for (int64_t i = 0; i < n; ++i) {
         for (float& v : f) v = rnd();
@@ -244,10 +251,12 @@ int main(int argc, char** argv) {
         *r0 = std::min(m, per * th), *r1 = std::min(m, *r0 + per);
       };
       auto run_kernel = [&] {
+        const uint8_t* wc = wd + size_t(next_copy) * wrb * size_t(m);
+        next_copy = (next_copy + 1) % n_copies;
         return timed(threads, [&](int th) {
           int64_t r0, r1;
           rows_of(th, &r0, &r1);
-          kernel.fn(k, wd, wrb, r0, r1, x.data(), xrb, n, y.data(), size_t(m));
+          kernel.fn(k, wc, wrb, r0, r1, x.data(), xrb, n, y.data(), size_t(m));
         });
       };
       if (n > 8) {

@@ -214,7 +214,7 @@ TEST(kernels_registry_is_consistent) {
 
 TEST(kernels_matmul_variants_match_scalar) {
   Rng rng(11);
-  const int64_t ns[] = {1, 2, 3, 5, 8, 17, 64};
+  const int64_t ns[] = {1, 2, 3, 5, 8, 17, 49, 64, 97};
   for (TensorType type : kMatmulTypes) {
     const std::vector<MatmulKernel> variants = matmul_kernels(type);
     const TensorType vdt = type_traits(type).vec_dot_type;
@@ -245,7 +245,7 @@ TEST(kernels_matmul_tall_row_ranges) {
     const int64_t k = type_traits(type).quantized ? 96 : 33;
     Matrix w = random_matrix(rng, type, 70, k, 1.0f);
     add_special_weight_rows(rng, w);
-    for (int64_t n : {4, 5, 6, 7, 12, 13, 64}) {
+    for (int64_t n : {4, 5, 6, 7, 12, 13, 33, 49, 64, 97}) {
       const Matrix x = random_activations(rng, vdt, n, k);
       for (const MatmulKernel& kernel : matmul_kernels(type))
         for (const auto& [r0, r1] : ranges) CHECK(compare_matmul(kernel, w, r0, r1, x) == 0);

@@ -1,8 +1,10 @@
 // Q6_0 weights x Q8_0 activations, AVX512-VNNI: the six-bit quants are already unsigned
-// (q in 0..63, value q - 32): 16-row panels (block_panel_avx512vnni.hpp) for n >= 4, a streaming GEMV for
-// n = 1 (block_gemv_avx512vnni.hpp), else 4 weight rows x 4 activation rows per tile.
+// (q in 0..63, value q - 32): packed activations (block_actpanel_avx512vnni.hpp) for 4 <= n <= 96,
+// 16-row weight panels (block_panel_avx512vnni.hpp) for more, a streaming GEMV for n = 1
+// (block_gemv_avx512vnni.hpp), else 4 weight rows x 4 activation rows per tile.
 #include <cstring>
 
+#include "kernels/matmul/block_actpanel_avx512vnni.hpp"
 #include "kernels/matmul/block_gemv_avx512vnni.hpp"
 #include "kernels/matmul/block_panel_avx512vnni.hpp"
 #include "kernels/matmul/block_tile_avx512vnni.hpp"
@@ -38,6 +40,10 @@ void matmul_q6_0_avx512vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int
                             const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) {
     run_gemv_vnni<Q6_0Weights>(k, w, w_row_bytes, r0, r1, x, y);
+    return;
+  }
+  if (use_act_panels(k, n)) {
+    run_act_panels_vnni<Q6_0Weights>(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
     return;
   }
   if (n >= kVnniPanelMinN) {
