@@ -3,9 +3,11 @@
 // reference. Built by the optional target deepmla_bench_kernels; not a test (timings).
 //   build/deepmla_bench_kernels [--threads N] [--reps R] [--types q8_0,q6_0,...] [--n 1,2,512]
 //                               [--k K] [--m M] [--cpu-time 1] [--weights-file GGUF] [--copies C]
-// --copies C (GEMM-like n only): C copies of the weights, a call using the next one, so
+// --copies C: C copies of the weights, a call (and a read loop) using the next one, so
 // that with C x the matrix beyond L3 each call reads its weights from DRAM, as a routed
-// expert's do in a micro-batch.
+// expert's do in a micro-batch and every weight does in token generation (with --m, a
+// GEMV over one model-sized matrix, not the default 256 MiB; a call of under ~1 ms then
+// also times the start of its threads).
 // --swiglu ROWS instead times each SwiGLU variant (one core), ns per element, on ROWS
 // rows of --k values (default 1408; 3072 x 1408: a 512-token micro-batch's 6 experts per token of
 // DeepSeek-V2-Lite, 52 MB of g, u and out) and on one row again and again (in L1).
@@ -229,7 +231,7 @@ int main(int argc, char** argv) {
         mapped = map_weights(weights_file);
         m = std::min<int64_t>(m, int64_t(mapped.size / wrb) / 64 * 64);
       }
-      const int64_t n_copies = n > 8 && !mapped.data ? copies : 1;
+      const int64_t n_copies = mapped.data || (n <= 8 && !m_fixed) ? 1 : copies;  // 256 MiB needs none
       std::vector<uint8_t> w(mapped.data ? 0 : wrb * size_t(m) * size_t(n_copies)), x(xrb * size_t(n));
       std::vector<float> f(static_cast<size_t>(k)), y(static_cast<size_t>(m * n));
       uint64_t s = 88172645463325252ull;
@@ -241,6 +243,11 @@ int main(int argc, char** argv) {
       for (int64_t c = 1; c < n_copies; ++c) std::memcpy(w.data() + size_t(c) * wrb * size_t(m), w.data(), wrb * size_t(m));
       const uint8_t* wd = mapped.data ? mapped.data : w.data();
       int64_t next_copy = 0;
+      auto next_weights = [&] {
+        const uint8_t* wc = wd + size_t(next_copy) * wrb * size_t(m);
+        next_copy = (next_copy + 1) % n_copies;
+        return wc;
+      };
       const QuantizeRowFn quantize = activation_quantizer(tt.vec_dot_type);
       for (int64_t i = 0; i < n; ++i) {
         for (float& v : f) v = rnd();
@@ -251,8 +258,7 @@ int main(int argc, char** argv) {
         *r0 = std::min(m, per * th), *r1 = std::min(m, *r0 + per);
       };
       auto run_kernel = [&] {
-        const uint8_t* wc = wd + size_t(next_copy) * wrb * size_t(m);
-        next_copy = (next_copy + 1) % n_copies;
+        const uint8_t* wc = next_weights();
         return timed(threads, [&](int th) {
           int64_t r0, r1;
           rows_of(th, &r0, &r1);
@@ -269,10 +275,11 @@ int main(int argc, char** argv) {
         // median ratio of adjacent pairs.
         volatile uint64_t sink = 0;
         auto run_read = [&] {
+          const uint8_t* wc = next_weights();
           return timed(threads, [&](int th) {
             int64_t r0, r1;
             rows_of(th, &r0, &r1);
-            sink = sink + read_stream(wd + size_t(r0) * wrb, size_t(r1 - r0) * wrb);
+            sink = sink + read_stream(wc + size_t(r0) * wrb, size_t(r1 - r0) * wrb);
           });
         };
         std::vector<double> tk, tr, ratio;
