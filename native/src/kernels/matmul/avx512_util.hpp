@@ -68,5 +68,15 @@ inline void transpose_2x8x8_epi32(const __m512i in[8], __m512i out[8]) {
   }
 }
 
+// 16 rows of 32 bytes as 8 registers at out (64-byte aligned): register l holds bytes
+// 4l..4l+3 of row r in 32-bit lane r, the layout of every VNNI panel (a broadcast dword
+// against register l is one vpdpbusd for the 16 rows).
+inline void store_dword_lanes_16x32(const __m256i v[16], uint8_t* out) {
+  __m512i in[8], t[8];
+  for (int r = 0; r < 8; ++r) in[r] = two_halves(v[r], v[r + 8]);
+  transpose_2x8x8_epi32(in, t);  // rows 0..7 -> lanes 0..7, rows 8..15 -> lanes 8..15
+  for (int l = 0; l < 8; ++l) _mm512_store_si512(reinterpret_cast<void*>(out + 64 * l), t[l]);
+}
+
 }  // namespace
 }  // namespace deepmla::kernels

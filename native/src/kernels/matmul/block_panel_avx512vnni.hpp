@@ -49,10 +49,7 @@ void pack_panel_vnni(int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows,
       v[r] = r < rows ? Weights::unsigned_values(wr[r] + b) : _mm256_set1_epi8(char(Weights::kOffset));
     }
     std::memcpy(out, d, sizeof d);
-    __m512i in[8], t[8];
-    for (int r = 0; r < 8; ++r) in[r] = two_halves(v[r], v[r + 8]);
-    transpose_2x8x8_epi32(in, t);  // rows 0..7 -> lanes 0..7, rows 8..15 -> lanes 8..15
-    for (int l = 0; l < 8; ++l) _mm512_store_si512(reinterpret_cast<void*>(out + 64 + 64 * l), t[l]);
+    store_dword_lanes_16x32(v, out + 64);
   }
 }
 
