@@ -174,9 +174,7 @@ void run_act_panels_vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_
     pf.reset(w + size_t(r + kActTileRows) * w_row_bytes, w_row_bytes, next_panel_rows(r + kActTileRows, r1, kActTileRows),
              tile_groups * nb);
     for (int64_t g = 0, p = 0; g < tile_groups; ++g) {
-      // Panels spread evenly over the tiles (4 = 2 + 2, not 3 + 1: a 1-panel tile does
-      // one vpdpbusd per broadcast).
-      const int np = int((panels - p) / (tile_groups - g) + ((panels - p) % (tile_groups - g) != 0));
+      const int np = even_share(panels - p, tile_groups - g);
       const int cols = int(std::min<int64_t>(kActPanelRows, n - (p + np - 1) * kActPanelRows));
       tiles[rows - 1][np - 1](nb, wu, dw, packed + size_t(p) * panel_bytes, panel_bytes, cols,
                               y + size_t(p * kActPanelRows) * y_stride + size_t(r), y_stride, pf);

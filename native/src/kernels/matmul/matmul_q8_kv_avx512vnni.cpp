@@ -9,11 +9,12 @@
 // layout: register l of a 32-value group holds quants 4l..4l+3 of the 16 rows, row c in
 // lane c), shifted to unsigned (a + 128: the quantizer's activations are in -127..127);
 // each weight dword, signed as stored, is broadcast against them; 128 * sum(w) of each
-// weight row, summed here and not taken from the row header, comes off at the end. The
-// lanes wrap (exactly, mod 2^32) only where the true dot would not fit an int32: past k =
-// 65536, where the tiles take over.
+// weight row, summed here and not taken from the row header, comes off at the end. A lane
+// may wrap on long rows, harmlessly (vpdpbusd adds mod 2^32, and the true dot, at most
+// 128 * 127 * k, fits an int32) up to k = 65536; past it the tiles take over.
 // Zen5, 1 thread, k = 2048, m = 1408, weights from DRAM, tiles -> panels, GMAC/s: n = 2
-// 22 -> 28, n = 4 29 -> 55, n = 16 69 -> 218, n = 48 111 -> 370, n = 512 127 -> 385.
+// 22 -> 28, n = 4 29 -> 55, n = 16 69 -> 218-240, n = 48 111 -> 370-406, n = 512 127 ->
+// 385-429.
 #include <algorithm>
 #include <cstring>
 
@@ -218,8 +219,8 @@ void run_kv_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, 
     for (int64_t r = r0; r < r1; r += kKvTileRows) {
       const int rows = int(std::min<int64_t>(kKvTileRows, r1 - r));
       // The next rows into L2 while these tiles read theirs (in place, from DRAM when
-      // they are a routed expert's): without it, n = 48 from DRAM ran at ~60% of n = 48
-      // with the weights in cache.
+      // they are a routed expert's): without it, n = 48 with the weights from DRAM ran at
+      // 260 GMAC/s against 400 (Zen5, 1 thread, k = 2048).
       pf.reset(w + size_t(r + kKvTileRows) * w_row_bytes, w_row_bytes, next_panel_rows(r + kKvTileRows, r1, kKvTileRows),
                groups * (k / 32));
       // Summed with the first chunk, when the rows are on their way to the tiles anyway
@@ -227,8 +228,7 @@ void run_kv_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, 
       if (i0 == 0)
         for (int q = 0; q < rows; ++q) correction[r + q - r0] = weight_row_correction(k, w + size_t(r + q) * w_row_bytes);
       for (int64_t g = 0, p = 0; g < groups; ++g) {
-        // Panels spread evenly over the tiles, as in block_actpanel_avx512vnni.hpp.
-        const int np = int((panels - p + groups - g - 1) / (groups - g));
+        const int np = even_share(panels - p, groups - g);
         const int cols = int(std::min<int64_t>(kKvPanelRows, cn - (p + np - 1) * kKvPanelRows));
         tiles[rows - 1][np - 1](k, w + size_t(r) * w_row_bytes, w_row_bytes, correction + (r - r0),
                                 packed + size_t(p) * panel_bytes, panel_bytes, cols,

@@ -103,6 +103,11 @@ class PanelPrefetcher {
   int64_t line_ = 0, lines_per_row_ = 0, per_step_ = 0;
 };
 
+// The next of `parts_left` tiles' share of `left` activation panels, spread evenly (4
+// panels over 2 tiles are 2 + 2, not 3 + 1: a 1-panel tile does one vpdpbusd per
+// broadcast).
+inline int even_share(int64_t left, int64_t parts_left) { return int((left + parts_left - 1) / parts_left); }
+
 // Rows of the panel that starts at `next` (0 past r1).
 inline int next_panel_rows(int64_t next, int64_t r1, int panel_rows) {
   return next >= r1 ? 0 : r1 - next < panel_rows ? int(r1 - next) : panel_rows;
