@@ -1,17 +1,17 @@
 // Q8_KV weights x Q8_KV activations, AVX512-VNNI: a streaming GEMV for n = 1, packed
-// activation panels for more (4 x 4 tiles past k = 65536). The integer dot is exact (and
-// so are its corrections below), so results are bit-identical to the scalar reference.
+// activation panels for more. The integer dot is exact (and so are its corrections
+// below), so results are bit-identical to the scalar reference.
 //
 // One scale per row makes the whole dot over k one int32, with no float work per block.
-// The 4 x 4 tiles read both operands in place and spend, per 16 vpdpbusd, 4 shifts of
-// the weights to unsigned (q + 128), 4 vpdpbusd for sum(a) and 8 loads. The panels keep
-// only the vpdpbusd: activation rows are packed 16 to a panel (block_panel_avx512vnni.hpp's
+// The 4 x 4 in-place tiles this replaced spent, per 16 vpdpbusd, 4 shifts of the weights
+// to unsigned (q + 128), 4 vpdpbusd for sum(a) and 8 loads. The panels keep only the
+// vpdpbusd: activation rows are packed 16 to a panel (block_panel_avx512vnni.hpp's
 // layout: register l of a 32-value group holds quants 4l..4l+3 of the 16 rows, row c in
 // lane c), shifted to unsigned (a + 128: the quantizer's activations are in -127..127);
 // each weight dword, signed as stored, is broadcast against them; 128 * sum(w) of each
 // weight row, summed here and not taken from the row header, comes off at the end. A lane
-// may wrap on long rows, harmlessly (vpdpbusd adds mod 2^32, and the true dot, at most
-// 128 * 127 * k, fits an int32) up to k = 65536; past it the tiles take over.
+// may wrap on long rows, harmlessly, as in the GEMV: vpdpbusd adds mod 2^32, and the true
+// dot (at most 128 * 127 * k) fits an int32 wherever the scalar reference's does.
 // Zen5, 1 thread, k = 2048, m = 1408, weights from DRAM, tiles -> panels, GMAC/s: n = 2
 // 22 -> 28, n = 4 29 -> 55, n = 16 69 -> 218-240, n = 48 111 -> 370-406, n = 512 127 ->
 // 385-429.
@@ -32,60 +32,18 @@ float row_scale(const uint8_t* row) {
   return h.d;
 }
 
-template <int R, int C>
-void tile(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y,
-          size_t y_stride) {
-  const int8_t* wq[R];
-  const int8_t* xq[C];
-  DEEPMLA_UNROLL
-  for (int r = 0; r < R; ++r) wq[r] = reinterpret_cast<const int8_t*>(w + size_t(r) * w_row_bytes) + 8;
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) xq[c] = reinterpret_cast<const int8_t*>(x + size_t(c) * x_row_bytes) + 8;
-  __m512i acc[R][C], sum_a[C];
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) {
-    sum_a[c] = _mm512_setzero_si512();
-    DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) acc[r][c] = _mm512_setzero_si512();
-  }
-  const __m512i flip = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
-  for (int64_t j = 0; j < k; j += 64) {
-    // Rows are whole multiples of 32: a last half chunk is a masked load (no fault,
-    // zeros beyond the row).
-    const __mmask64 mask = k - j >= 64 ? ~__mmask64(0) : __mmask64(0xffffffffu);
-    __m512i u[R];
-    DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) u[r] = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, wq[r] + j), flip);
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) {
-      const __m512i a = _mm512_maskz_loadu_epi8(mask, xq[c] + j);
-      sum_a[c] = _mm512_dpbusd_epi32(sum_a[c], ones, a);
-      DEEPMLA_UNROLL
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_dpbusd_epi32(acc[r][c], u[r], a);
-    }
-  }
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) {
-    const int32_t correction = 128 * hsum512_epi32(sum_a[c]);
-    const float dx = row_scale(x + size_t(c) * x_row_bytes);
-    DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) {
-      const float dw = row_scale(w + size_t(r) * w_row_bytes);
-      y[size_t(c) * y_stride + size_t(r)] = float(hsum512_epi32(acc[r][c]) - correction) * dw * dx;
-    }
-  }
-}
-const TileFn kTiles[4][4] = DEEPMLA_TILES_4x4(tile);
+// Bytes [j, j + 64) of a row's quants: rows are whole multiples of 32, so a last half is
+// a masked load (no fault, zeros beyond the row).
+__mmask64 quants_mask(int64_t k, int64_t j) { return k - j >= 64 ? ~__mmask64(0) : __mmask64(0xffffffffu); }
 
 // n = 1: one weight row at a time, front to back, with a software prefetch ahead of the
 // stream (block_gemv_avx512vnni.hpp says why); the same exact integer dot and float
-// expression as the tiles.
+// expression as the panels.
 void gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x, float* y) {
   const int8_t* xq = reinterpret_cast<const int8_t*>(x) + 8;
   const __m512i flip = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
-  const auto mask_at = [k](int64_t j) { return k - j >= 64 ? ~__mmask64(0) : __mmask64(0xffffffffu); };
   __m512i sum_a = _mm512_setzero_si512();
-  for (int64_t j = 0; j < k; j += 64) sum_a = _mm512_dpbusd_epi32(sum_a, ones, _mm512_maskz_loadu_epi8(mask_at(j), xq + j));
+  for (int64_t j = 0; j < k; j += 64) sum_a = _mm512_dpbusd_epi32(sum_a, ones, _mm512_maskz_loadu_epi8(quants_mask(k, j), xq + j));
   const int32_t correction = 128 * hsum512_epi32(sum_a);
   const float dx = row_scale(x);
   for (int64_t r = r0; r < r1; ++r) {
@@ -94,7 +52,7 @@ void gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r
     __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
     for (int64_t j = 0; j < k; j += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(wq + j) + kPrefetchBytes, _MM_HINT_T0);
-      const __mmask64 mask = mask_at(j);
+      const __mmask64 mask = quants_mask(k, j);
       const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, wq + j), flip);
       acc[(j / 64) & 1] = _mm512_dpbusd_epi32(acc[(j / 64) & 1], u, _mm512_maskz_loadu_epi8(mask, xq + j));
     }
@@ -103,8 +61,8 @@ void gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r
 }
 // Packed activations: per panel of 16 rows, float d[16], then per 32-value group 8 x 64
 // bytes (unsigned quants, dword lanes). Even 2 rows (1/8 of the lanes) beat the tiles.
+// (28 vs 22 GMAC/s above), so every n >= 2 takes them.
 constexpr int kKvPanelRows = 16;
-constexpr int64_t kKvPanelMinN = 2;
 // 18 sums + 3 panel registers + a broadcast. 8 rows (24 sums) ran at less than half the
 // speed in cache (157 vs 359 GMAC/s at n = 48), 4 rows 10-20% slower than 6.
 constexpr int kKvTileRows = 6, kKvTilePanels = 3;
@@ -142,8 +100,7 @@ int32_t weight_row_correction(int64_t k, const uint8_t* row) {
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i s = _mm512_setzero_si512();
   for (int64_t j = 0; j < k; j += 64) {
-    const __mmask64 mask = k - j >= 64 ? ~__mmask64(0) : __mmask64(0xffffffffu);
-    s = _mm512_dpbusd_epi32(s, ones, _mm512_maskz_loadu_epi8(mask, q + j));
+    s = _mm512_dpbusd_epi32(s, ones, _mm512_maskz_loadu_epi8(quants_mask(k, j), q + j));
   }
   return 128 * hsum512_epi32(s);
 }
@@ -203,6 +160,7 @@ constexpr KvPanelTileFn kKvTiles[kKvTilePanels] = {kv_panel_tile<R, 1>, kv_panel
 
 void run_kv_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                    size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
+  if (r1 <= r0 || n <= 0) return;
   static constexpr const KvPanelTileFn* tiles[kKvTileRows] = {kKvTiles<1>, kKvTiles<2>, kKvTiles<3>,
                                                                kKvTiles<4>, kKvTiles<5>, kKvTiles<6>};
   const size_t panel_bytes = kv_panel_bytes(k);
@@ -246,11 +204,7 @@ void matmul_q8_kv_avx512vnni(int64_t k, const uint8_t* w, size_t w_row_bytes, in
     gemv(k, w, w_row_bytes, r0, r1, x, y);
     return;
   }
-  if (n >= kKvPanelMinN && k <= 65536 && r1 > r0) {
-    run_kv_panels(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
-    return;
-  }
-  run_tiles(kTiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
+  run_kv_panels(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
 }
 
 }  // namespace deepmla::kernels
