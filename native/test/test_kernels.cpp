@@ -152,7 +152,7 @@ int compare_matmul(const MatmulKernel& kernel, const Matrix& w, int64_t r0, int6
 }
 
 std::vector<int64_t> ks_for(TensorType type) {
-  if (type_traits(type).quantized) return {32, 64, 128, 512, 576, 2048};
+  if (type_traits(type).quantized) return {32, 64, 128, 224, 512, 576, 1408, 2048};  // 224, 1408: 7 and 4 blocks past a group of 8
   return {1, 7, 8, 33, 64, 128, 512, 576, 2048};  // F32/F16/BF16 rows need not fill a vector
 }
 

@@ -117,12 +117,31 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
       const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw16), _mm256_loadu_ps(dx + b));
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
     }
-    float sum = hsum_ps(acc);
-    for (int64_t b = nb8; b < nb; ++b) {
-      const int32_t s = hsum_epi32(Dot::template dot<Weights>(wb + b, xb + b)) - off[b];
-      sum += float(s) * (_cvtsh_ss(wb[b].d) * dx[b]);
+    if (nb8 < nb) {
+      // The last nb % 8 blocks as one more group, the missing lanes zero (their dx and off
+      // are padded zeros), instead of a horizontal sum per block: the experts' ffn_down
+      // rows (k = 1408, 44 blocks) end in 4 such blocks.
+      const int rem = int(nb - nb8);
+      const char* ahead = reinterpret_cast<const char*>(wb + nb8) + kPrefetchBytes;
+      _mm_prefetch(ahead, _MM_HINT_T0);
+      _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      _mm_prefetch(ahead + 128, _MM_HINT_T0);
+      _mm_prefetch(ahead + 192, _MM_HINT_T0);
+      __m256i p[8];
+      alignas(16) uint16_t dw[8] = {};
+      DEEPMLA_UNROLL
+      for (int j = 0; j < 8; ++j) {
+        p[j] = j < rem ? Dot::template dot<Weights>(wb + nb8 + j, xb + nb8 + j) : _mm256_setzero_si256();
+        if (j < rem) dw[j] = wb[nb8 + j].d;
+      }
+      __m256i s = reduce_8x8_epi32(p);
+      if constexpr (Weights::kOffset != 0)
+        s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + nb8)));
+      const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw))),
+                                         _mm256_loadu_ps(dx + nb8));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
     }
-    y[r] = sum;
+    y[r] = hsum_ps(acc);
   }
 }
 
