@@ -78,5 +78,31 @@ inline void store_dword_lanes_16x32(const __m256i v[16], uint8_t* out) {
   for (int l = 0; l < 8; ++l) _mm512_store_si512(reinterpret_cast<void*>(out + 64 * l), t[l]);
 }
 
+// r[j] becomes column j of the 16 x 16 dword matrix whose row i was r[i].
+inline void transpose_16x16_epi32(__m512i r[16]) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // b[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3.
+  for (int i = 0; i < 4; ++i) {
+    b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+    b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+    b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+  }
+  // Column 4L + c = lane L of b[c], b[4 + c], b[8 + c], b[12 + c]: a 4 x 4 transpose of lanes.
+  for (int c = 0; c < 4; ++c) {
+    const __m512i t0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44), t1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xEE);
+    const __m512i t2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44),
+                  t3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_i32x4(t0, t2, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(t0, t2, 0xDD);
+    r[8 + c] = _mm512_shuffle_i32x4(t1, t3, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(t1, t3, 0xDD);
+  }
+}
+
 }  // namespace
 }  // namespace deepmla::kernels

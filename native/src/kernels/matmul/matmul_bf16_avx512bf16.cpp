@@ -1,5 +1,6 @@
 // BF16 weights x F32 activations, AVX512-BF16 (vdpbf16ps): a streaming GEMV for n = 1,
-// else 4 weight rows x 4 activation rows per tile. The activations are rounded to bf16 (nearest even) on the fly, as
+// weight panels (float_panel_avx512.hpp) for many rows (use_float_panels), else 4 weight rows x 4 activation
+// rows per tile. The activations are rounded to bf16 (nearest even) on the fly, as
 // ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
 // then carries a relative error up to 2^-8 (8 significant bits) beyond the F32 path's
 // (test_kernels.cpp widens its tolerance for this variant accordingly).
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "kernels/bf16_util.hpp"
+#include "kernels/matmul/float_panel_avx512.hpp"
 #include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes
 #include "kernels/matmul/avx512_util.hpp"
 #include "kernels/matmul/tiling.hpp"
@@ -97,11 +99,47 @@ void gemv_bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int6
     y[r] = hsum512_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
   }
 }
+// float_panel_avx512.hpp's format: pairs of bf16 values, the activations' pairs rounded to
+// bf16 once per call (nearest even, as the tiles and the GEMV round them).
+struct Bf16Panels {
+  static constexpr int kValuesPerDword = 2;
+  static __m512i row_dwords(const uint8_t* row, int64_t k, int64_t p0) {
+    const int64_t left = k - 2 * p0;
+    const __mmask32 mask = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+    return _mm512_maskz_loadu_epi16(mask, row + 4 * size_t(p0));
+  }
+  static const uint32_t* activations(const float* x, size_t x_row_floats, int64_t n, int64_t k,
+                                     std::vector<uint32_t>& scratch, size_t* stride) {
+    const size_t pairs = size_t((k + 1) / 2), st = (pairs + 15) / 16 * 16;
+    if (scratch.size() < size_t(n) * st + 16) scratch.resize(size_t(n) * st + 16);
+    uint32_t* xb = align64_dwords(scratch.data());
+    for (int64_t c = 0; c < n; ++c) {
+      const float* xc = x + size_t(c) * x_row_floats;
+      for (int64_t j = 0; j < int64_t(2 * pairs); j += 32) {
+        const int64_t left = k - j;
+        const __mmask32 mask = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
+        const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(mask), xc + j);
+        const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(mask >> 16), xc + j + 16);
+        _mm512_store_si512(reinterpret_cast<void*>(xb + size_t(c) * st + size_t(j / 2)),
+                           bf16_as_int(_mm512_cvtne2ps_pbh(hi, lo)));
+      }
+    }
+    *stride = st;
+    return xb;
+  }
+  using Vec = __m512bh;
+  static __m512bh load(const uint32_t* p) { return bf16_bits(_mm512_load_si512(reinterpret_cast<const void*>(p))); }
+  static __m512bh broadcast(const uint32_t* p) { return bf16_bits(_mm512_set1_epi32(int32_t(*p))); }
+  static __m512 madd(__m512 acc, __m512bh w, __m512bh x) { return _mm512_dpbf16_ps(acc, w, x); }
+};
 }  // namespace
 
 void matmul_bf16_avx512bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                             const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) return gemv_bf16(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), y);
+  if (use_float_panels(n, r1 - r0))
+    return run_float_panels<Bf16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4,
+                                        n, y, y_stride);
   run_tiles(kTiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
 }
 
