@@ -254,12 +254,12 @@ TEST(kernels_matmul_tall_row_ranges) {
 }
 
 TEST(kernels_matmul_float_panels) {
-  // F16 and BF16 on AVX512 take weight panels for 32+ activation rows and 64+ weight rows
+  // F32, F16 and BF16 on AVX512 take weight panels for 32+ activation rows and 64+ weight rows
   // (float_panel_avx512.hpp): ranges that start and end inside a panel pair, k that ends
   // inside a 16-step transpose, odd k (a BF16 pair half zero), n across the 12-column tiles.
   Rng rng(15);
   const std::pair<int64_t, int64_t> ranges[] = {{0, 300}, {7, 290}, {3, 262}};
-  for (TensorType type : {TensorType::F16, TensorType::BF16}) {
+  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
     for (int64_t k : {333, 576}) {
       Matrix w = random_matrix(rng, type, 300, k, 1.0f);
       add_special_weight_rows(rng, w);

@@ -62,6 +62,25 @@ inline uint32_t* align64_dwords(uint32_t* p) {
   return reinterpret_cast<uint32_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
+// The parts of a format whose panel dwords are f32 values (F16, F32): the activations read
+// in place, FMAs. A format adds row_dwords.
+struct F32ValuePanels {
+  static constexpr int kValuesPerDword = 1;
+  static const uint32_t* activations(const float* x, size_t x_row_floats, int64_t, int64_t, std::vector<uint32_t>&,
+                                     size_t* stride) {
+    *stride = x_row_floats;
+    return reinterpret_cast<const uint32_t*>(x);
+  }
+  using Vec = __m512;
+  static __m512 load(const uint32_t* p) { return _mm512_load_ps(reinterpret_cast<const float*>(p)); }
+  static __m512 broadcast(const uint32_t* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_ps(v);
+  }
+  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
+};
+
 // A panel of `rows` (<= 16) weight rows, steps [0, steps); missing rows are zeros.
 template <class Format>
 void pack_float_panel(int64_t k, const uint8_t* w, size_t w_row_bytes, int rows, int64_t steps, uint32_t* panel) {

@@ -45,28 +45,13 @@ void gemv_f16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
     y[r] = hsum512_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
   }
 }
-// float_panel_avx512.hpp's format: one value per dword, converted to f32 in the panel; the
-// activations are read in place.
-struct F16Panels {
-  static constexpr int kValuesPerDword = 1;
+// float_panel_avx512.hpp's format: one value per dword, converted to f32 in the panel.
+struct F16Panels : F32ValuePanels {
   static __m512i row_dwords(const uint8_t* row, int64_t k, int64_t p0) {
     const int64_t left = k - p0;
     const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
     return _mm512_castps_si512(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row + 2 * size_t(p0))));
   }
-  static const uint32_t* activations(const float* x, size_t x_row_floats, int64_t, int64_t, std::vector<uint32_t>&,
-                                     size_t* stride) {
-    *stride = x_row_floats;
-    return reinterpret_cast<const uint32_t*>(x);
-  }
-  using Vec = __m512;
-  static __m512 load(const uint32_t* p) { return _mm512_load_ps(reinterpret_cast<const float*>(p)); }
-  static __m512 broadcast(const uint32_t* p) {
-    float v;
-    std::memcpy(&v, p, 4);
-    return _mm512_set1_ps(v);
-  }
-  static __m512 madd(__m512 acc, __m512 w, __m512 x) { return _mm512_fmadd_ps(w, x, acc); }
 };
 }  // namespace
 
