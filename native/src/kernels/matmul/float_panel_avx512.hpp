@@ -1,5 +1,5 @@
 #pragma once
-// The AVX512 matmul for float weights (F16, BF16) and n >= kFloatPanelMinN activation
+// The AVX512 matmul for float weights (F32, F16, BF16) and n >= kFloatPanelMinN activation
 // rows: the layout of the VNNI weight panels (block_panel_avx512vnni.hpp) with one dword
 // per lane and step. Per 32 weight rows (two panels of 16):
 //
@@ -47,8 +47,9 @@
 namespace deepmla::kernels {
 namespace {
 
-// Below this, packing costs about what it saves (n = 4-8: twice the tiles' time).
-constexpr int64_t kFloatPanelMinN = 32;
+// Below this, packing costs about what it saves (an expert's weights from DRAM, GMAC/s:
+// n = 8: F16 34 -> 29, BF16 46 -> 42; n = 16: 42 -> 45, 63 -> 66; n = 24: 45 -> 56, 72 -> 90).
+constexpr int64_t kFloatPanelMinN = 16;
 // Nor for few weight rows: a BF16 call converts its activations again, ~4 / rows of the
 // work (F16 reads them in place).
 constexpr int64_t kFloatPanelMinRows = 64;
@@ -56,6 +57,13 @@ constexpr int64_t kFloatPanelMinRows = 64;
 inline bool use_float_panels(int64_t n, int64_t rows) { return n >= kFloatPanelMinN && rows >= kFloatPanelMinRows; }
 
 constexpr int kFloatPanelRows = 16;
+// For fewer activation rows than kPrefetchMaxN, the next panel pair's weight rows are
+// prefetched (tiling.hpp's PanelPrefetcher) a line per kPrefetchEvery steps of the current
+// pair's tiles: a routed expert's rows come from DRAM (Zen5, 1 thread, GMAC/s: BF16 n = 48
+// 126-129 -> 137-142, n = 16 65-66 -> 75-79; F16 +7-10%). With hundreds of activation rows
+// there is time enough without them; at n = 512 they cost ~5% (every 8 steps) or ~2% (16).
+constexpr int64_t kPrefetchEvery = 16;
+constexpr int64_t kPrefetchMaxN = 128;
 constexpr int kFloatTileCols = 12;  // 2 panels x 12 rows = 24 accumulators + 2 panel registers
 
 inline uint32_t* align64_dwords(uint32_t* p) {
@@ -96,7 +104,7 @@ void pack_float_panel(int64_t k, const uint8_t* w, size_t w_row_bytes, int rows,
 // y[c * y_stride + 16 pp + r] for P panels (the last with last_rows rows) x C rows.
 template <class Format, int P, int C>
 void float_panel_tile(int64_t steps, const uint32_t* panel, size_t panel_dwords, const uint32_t* x, size_t x_stride,
-                      int last_rows, float* y, size_t y_stride) {
+                      int last_rows, float* y, size_t y_stride, PanelPrefetcher& pf) {
   const __mmask16 last = __mmask16((1u << last_rows) - 1);
   auto mask_of = [&](int pp) { return pp < P - 1 ? __mmask16(0xffff) : last; };
   __m512 acc[P][C];
@@ -104,15 +112,19 @@ void float_panel_tile(int64_t steps, const uint32_t* panel, size_t panel_dwords,
   for (int pp = 0; pp < P; ++pp)
     DEEPMLA_UNROLL
     for (int c = 0; c < C; ++c) acc[pp][c] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < steps; ++p) {
-    typename Format::Vec wv[P];
-    DEEPMLA_UNROLL
-    for (int pp = 0; pp < P; ++pp) wv[pp] = Format::load(panel + pp * panel_dwords + p * 16);
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) {
-      const auto xv = Format::broadcast(x + size_t(c) * x_stride + size_t(p));
+  for (int64_t p0 = 0; p0 < steps; p0 += kPrefetchEvery) {
+    pf.step();
+    const int64_t p1 = std::min(steps, p0 + kPrefetchEvery);
+    for (int64_t p = p0; p < p1; ++p) {
+      typename Format::Vec wv[P];
       DEEPMLA_UNROLL
-      for (int pp = 0; pp < P; ++pp) acc[pp][c] = Format::madd(acc[pp][c], wv[pp], xv);
+      for (int pp = 0; pp < P; ++pp) wv[pp] = Format::load(panel + pp * panel_dwords + p * 16);
+      DEEPMLA_UNROLL
+      for (int c = 0; c < C; ++c) {
+        const auto xv = Format::broadcast(x + size_t(c) * x_stride + size_t(p));
+        DEEPMLA_UNROLL
+        for (int pp = 0; pp < P; ++pp) acc[pp][c] = Format::madd(acc[pp][c], wv[pp], xv);
+      }
     }
   }
   DEEPMLA_UNROLL
@@ -121,7 +133,8 @@ void float_panel_tile(int64_t steps, const uint32_t* panel, size_t panel_dwords,
     for (int pp = 0; pp < P; ++pp) _mm512_mask_storeu_ps(y + size_t(c) * y_stride + 16 * pp, mask_of(pp), acc[pp][c]);
 }
 
-using FloatPanelTileFn = void (*)(int64_t, const uint32_t*, size_t, const uint32_t*, size_t, int, float*, size_t);
+using FloatPanelTileFn = void (*)(int64_t, const uint32_t*, size_t, const uint32_t*, size_t, int, float*, size_t,
+                                  PanelPrefetcher&);
 
 template <class Format, int P, int... Cs>
 constexpr std::array<FloatPanelTileFn, sizeof...(Cs) + 1> float_panel_tiles(std::integer_sequence<int, Cs...>) {
@@ -150,6 +163,7 @@ void run_float_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r
   uint32_t* panel = align64_dwords(s.panel.data());
   size_t x_stride = 0;
   const uint32_t* xd = Format::activations(x, x_row_floats, n, k, s.x, &x_stride);
+  PanelPrefetcher pf;
   for (int64_t r = r0; r < r1; r += 2 * kFloatPanelRows) {
     const int rows = int(std::min<int64_t>(2 * kFloatPanelRows, r1 - r));
     const int rows0 = std::min(rows, kFloatPanelRows);
@@ -157,14 +171,18 @@ void run_float_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r
     if (rows > kFloatPanelRows)
       pack_float_panel<Format>(k, w + size_t(r + kFloatPanelRows) * w_row_bytes, w_row_bytes, rows - kFloatPanelRows,
                                steps, panel + panel_dwords);
+    const int64_t tiles = (n + kFloatTileCols - 1) / kFloatTileCols;
+    pf.reset(w + size_t(r + 2 * kFloatPanelRows) * w_row_bytes, w_row_bytes,
+             n < kPrefetchMaxN ? next_panel_rows(r + 2 * kFloatPanelRows, r1, 2 * kFloatPanelRows) : 0,
+             tiles * ((steps + kPrefetchEvery - 1) / kPrefetchEvery));
     for (int64_t c = 0; c < n; c += kFloatTileCols) {
       const size_t cols = size_t(std::min<int64_t>(kFloatTileCols, n - c));
       const uint32_t* xc = xd + size_t(c) * x_stride;
       float* yc = y + size_t(c) * y_stride + size_t(r);
       if (rows > kFloatPanelRows)
-        two[cols](steps, panel, panel_dwords, xc, x_stride, rows - kFloatPanelRows, yc, y_stride);
+        two[cols](steps, panel, panel_dwords, xc, x_stride, rows - kFloatPanelRows, yc, y_stride, pf);
       else
-        one[cols](steps, panel, panel_dwords, xc, x_stride, rows0, yc, y_stride);
+        one[cols](steps, panel, panel_dwords, xc, x_stride, rows0, yc, y_stride, pf);
     }
   }
 }
