@@ -1,6 +1,5 @@
 #pragma once
-// The AVX512 matmul for float weights (F32, F16, BF16) and n >= kFloatPanelMinN activation
-// rows: the layout of the VNNI weight panels (block_panel_avx512vnni.hpp) with one dword
+// The AVX512 matmul for F16 and BF16 weights and n >= 2 activation rows: the layout of the VNNI weight panels (block_panel_avx512vnni.hpp) with one dword
 // per lane and step. Per 32 weight rows (two panels of 16):
 //
 //   panel dword p * 16 + r = dword p of weight row r in the format's panel form (F16: the
@@ -47,14 +46,14 @@
 namespace deepmla::kernels {
 namespace {
 
-// Below this, packing costs about what it saves (an expert's weights from DRAM, GMAC/s:
-// n = 8: F16 34 -> 29, BF16 46 -> 42; n = 16: 42 -> 45, 63 -> 66; n = 24: 45 -> 56, 72 -> 90).
-constexpr int64_t kFloatPanelMinN = 16;
-// Nor for few weight rows: a BF16 call converts its activations again, ~4 / rows of the
-// work (F16 reads them in place).
-constexpr int64_t kFloatPanelMinRows = 64;
-
-inline bool use_float_panels(int64_t n, int64_t rows) { return n >= kFloatPanelMinN && rows >= kFloatPanelMinRows; }
+// Every call of 2 or more activation rows takes the panels, whatever n or its row range:
+// a row's result is then one order of FMAs for any micro-batch (api.test.ts holds a prompt
+// in one call and in two to bit-identical logits; with panels from 16 rows and the tiles
+// below, a MoE's routing flipped on the difference). The price is at 2-4 rows, where the
+// pack costs more than it saves (an expert's weights from DRAM, GMAC/s: F16 n = 2 17.8 ->
+// 8.2, n = 4 24.2 -> 16.6, n = 8 29.8 -> 31.9; BF16 18.2 -> 12.3, 30.2 -> 23.0, 43.2 ->
+// 46.8).
+inline bool use_float_panels(int64_t n) { return n >= 2; }
 
 constexpr int kFloatPanelRows = 16;
 // For fewer activation rows than kPrefetchMaxN, the next panel pair's weight rows are
@@ -70,8 +69,10 @@ inline uint32_t* align64_dwords(uint32_t* p) {
   return reinterpret_cast<uint32_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
 }
 
-// The parts of a format whose panel dwords are f32 values (F16, F32): the activations read
-// in place, FMAs. A format adds row_dwords.
+// The parts of a format whose panel dwords are f32 values (F16): the activations read in
+// place, FMAs. A format adds row_dwords. (F32 weights keep the AVX2 tiles: they serve n = 1
+// too, so an F32 model's logits stay bit-identical for any micro-batch split, which a GEMV
+// beside the panels would break as soon as a routed expert gets one token.)
 struct F32ValuePanels {
   static constexpr int kValuesPerDword = 1;
   static const uint32_t* activations(const float* x, size_t x_row_floats, int64_t, int64_t, std::vector<uint32_t>&,

@@ -1,5 +1,5 @@
 // BF16 weights x F32 activations, AVX512-BF16 (vdpbf16ps): a streaming GEMV for n = 1,
-// weight panels (float_panel_avx512.hpp) for many rows (use_float_panels), else 4 weight rows x 4 activation
+// weight panels (float_panel_avx512.hpp) for n >= 2 (use_float_panels), else 4 weight rows x 4 activation
 // rows per tile. The activations are rounded to bf16 (nearest even) on the fly, as
 // ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
 // then carries a relative error up to 2^-8 (8 significant bits) beyond the F32 path's
@@ -137,7 +137,7 @@ struct Bf16Panels {
 void matmul_bf16_avx512bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                             const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) return gemv_bf16(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), y);
-  if (use_float_panels(n, r1 - r0))
+  if (use_float_panels(n))
     return run_float_panels<Bf16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4,
                                         n, y, y_stride);
   run_tiles(kTiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
