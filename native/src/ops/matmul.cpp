@@ -59,22 +59,13 @@ void run_matmul(const CompiledOp& op, ExecState& st) {
   const MatmulKernel& kernel = matmul_kernel(w.desc.type);
   const int64_t chunk = matmul_row_chunk(s.m, s.n, st.pool->size());
   const size_t y_stride = size_t((s.batch == 1 ? y.desc.nb[1] : y.desc.nb[2]) / 4);
-  if (s.batch == 1 && s.n <= kGemvMaxN) {
+  if (s.n <= kGemvMaxN) {
     // Bandwidth-bound: a share per thread, and the one done first takes rows of the other
     // 128 KB at a time (parallel_shares): in token generation the second of two threads
     // started a 200 us GEMV ~2 us late and ended 10-30 us apart from the first (Zen5).
-    const int64_t steal = std::max<int64_t>(8, int64_t(kGemvStealBytes / size_t(w.desc.nb[1])));
-    float* yb = reinterpret_cast<float*>(y.data);
-    st.pool->parallel_shares(s.m, chunk, 8, steal, [&](int64_t r0, int64_t r1, int) {
-      kernel.fn(s.k, w.data, size_t(w.desc.nb[1]), r0, r1, xq, s.x_row_bytes, s.n, yb, y_stride);
-    });
-    return;
-  }
-  if (s.n <= kGemvMaxN) {
-    // One matrix per head (attn_k_b, attn_v_b in token generation): all heads' rows as one
-    // stream in shares, as above. As 2 tasks per head (32 pieces of 64 KB, each starting
-    // its stream cold) the F16 pair took 93 and 85 us a call, now 72 and 70 (Zen5, tg128,
-    // the two alternated token by token in one run).
+    // One matrix per head (attn_k_b, attn_v_b) is one stream too, all heads' rows in the
+    // shares: as 2 tasks per head (32 pieces of 64 KB, each starting its stream cold) the F16
+    // pair took 93 and 85 us a call, then 72 and 70 (tg128, alternated token by token).
     const int64_t steal = std::max<int64_t>(8, int64_t(kGemvStealBytes / size_t(w.desc.nb[1])));
     const int64_t total_rows = s.batch * s.m;
     st.pool->parallel_shares(total_rows, matmul_row_chunk(total_rows, s.n, st.pool->size()), 8, steal,

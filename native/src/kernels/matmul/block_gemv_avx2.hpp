@@ -17,6 +17,7 @@
 // signed quants, sign trick. kOffset > 0 (Q6_0): raw quants are unsigned, maddubs takes
 // them directly and kOffset * sum(a) per block is subtracted in int32 (exact).
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "formats/blocks.hpp"
@@ -98,7 +99,10 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
   for (int64_t r = r0; r < r1; ++r) {
     const Block* wb = reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb8; b += 8) {
+    // Blocks [b, b + 8), or only the first rem of them (the others' lanes zero: their dx and
+    // off are padded zeros). The last nb % 8 blocks of a row are one such group instead of a
+    // horizontal sum per block: the experts' ffn_down rows (k = 1408, 44 blocks) end in 4.
+    auto add_group = [&](int64_t b, auto whole, int rem) {
       const char* ahead = reinterpret_cast<const char*>(wb + b) + kPrefetchBytes;
       _mm_prefetch(ahead, _MM_HINT_T0);
       _mm_prefetch(ahead + 64, _MM_HINT_T0);
@@ -106,41 +110,29 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
       _mm_prefetch(ahead + 192, _MM_HINT_T0);
       _mm_prefetch(ahead + 256, _MM_HINT_T0);  // 8 blocks span at most 5 lines
       __m256i p[8];
-      DEEPMLA_UNROLL
-      for (int j = 0; j < 8; ++j) p[j] = Dot::template dot<Weights>(wb + b + j, xb + b + j);
-      __m256i s = reduce_8x8_epi32(p);
-      if constexpr (Weights::kOffset != 0)
-        s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + b)));
-      const __m128i dw16 = _mm_set_epi16(short(wb[b + 7].d), short(wb[b + 6].d), short(wb[b + 5].d),
-                                         short(wb[b + 4].d), short(wb[b + 3].d), short(wb[b + 2].d),
-                                         short(wb[b + 1].d), short(wb[b + 0].d));
-      const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw16), _mm256_loadu_ps(dx + b));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
-    }
-    if (nb8 < nb) {
-      // The last nb % 8 blocks as one more group, the missing lanes zero (their dx and off
-      // are padded zeros), instead of a horizontal sum per block: the experts' ffn_down
-      // rows (k = 1408, 44 blocks) end in 4 such blocks.
-      const int rem = int(nb - nb8);
-      const char* ahead = reinterpret_cast<const char*>(wb + nb8) + kPrefetchBytes;
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      _mm_prefetch(ahead + 64, _MM_HINT_T0);
-      _mm_prefetch(ahead + 128, _MM_HINT_T0);
-      _mm_prefetch(ahead + 192, _MM_HINT_T0);
-      __m256i p[8];
-      alignas(16) uint16_t dw[8] = {};
-      DEEPMLA_UNROLL
-      for (int j = 0; j < 8; ++j) {
-        p[j] = j < rem ? Dot::template dot<Weights>(wb + nb8 + j, xb + nb8 + j) : _mm256_setzero_si256();
-        if (j < rem) dw[j] = wb[nb8 + j].d;
+      __m128i dw16;
+      if constexpr (decltype(whole)::value) {
+        DEEPMLA_UNROLL
+        for (int j = 0; j < 8; ++j) p[j] = Dot::template dot<Weights>(wb + b + j, xb + b + j);
+        dw16 = _mm_set_epi16(short(wb[b + 7].d), short(wb[b + 6].d), short(wb[b + 5].d), short(wb[b + 4].d),
+                             short(wb[b + 3].d), short(wb[b + 2].d), short(wb[b + 1].d), short(wb[b + 0].d));
+      } else {
+        alignas(16) uint16_t dw[8] = {};
+        DEEPMLA_UNROLL
+        for (int j = 0; j < 8; ++j) {
+          p[j] = j < rem ? Dot::template dot<Weights>(wb + b + j, xb + b + j) : _mm256_setzero_si256();
+          if (j < rem) dw[j] = wb[b + j].d;
+        }
+        dw16 = _mm_load_si128(reinterpret_cast<const __m128i*>(dw));
       }
       __m256i s = reduce_8x8_epi32(p);
       if constexpr (Weights::kOffset != 0)
-        s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + nb8)));
-      const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dw))),
-                                         _mm256_loadu_ps(dx + nb8));
+        s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + b)));
+      const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw16), _mm256_loadu_ps(dx + b));
       acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc);
-    }
+    };
+    for (int64_t b = 0; b < nb8; b += 8) add_group(b, std::true_type{}, 8);
+    if (nb8 < nb) add_group(nb8, std::false_type{}, int(nb - nb8));
     y[r] = hsum_ps(acc);
   }
 }

@@ -1,6 +1,7 @@
 #pragma once
-// The AVX512 matmul for F16 and BF16 weights and n >= 2 activation rows: the layout of the VNNI weight panels (block_panel_avx512vnni.hpp) with one dword
-// per lane and step. Per 32 weight rows (two panels of 16):
+// The AVX512 matmul for F16 and BF16 weights and n >= 2 activation rows: the layout of the
+// VNNI weight panels (block_panel_avx512vnni.hpp) with one dword per lane and step. Per 32
+// weight rows (two panels of 16):
 //
 //   panel dword p * 16 + r = dword p of weight row r in the format's panel form (F16: the
 //     value as f32; BF16: the pair of values 2p, 2p + 1), row r in lane r;
@@ -18,6 +19,14 @@
 //
 // (Slices of 128 steps, to keep a slice of the panels in L1, were a quarter slower: the
 // accumulators went through y once per slice and the activations were read again.)
+//
+// Every call of 2 or more activation rows takes the panels, whatever n or its row range:
+// a row's result is then one order of FMAs for any micro-batch (api.test.ts holds a prompt
+// in one call and in two to bit-identical logits; with panels from 16 rows and the tiles
+// below, a MoE's routing flipped on the difference). The price is at 2-4 rows, where the
+// pack costs more than it saves (an expert's weights from DRAM, GMAC/s: F16 n = 2 17.8 ->
+// 8.2, n = 4 24.2 -> 16.6, n = 8 29.8 -> 31.9; BF16 18.2 -> 12.3, 30.2 -> 23.0, 43.2 ->
+// 46.8).
 //
 // A format supplies:
 //   struct Format {
@@ -45,15 +54,6 @@
 
 namespace deepmla::kernels {
 namespace {
-
-// Every call of 2 or more activation rows takes the panels, whatever n or its row range:
-// a row's result is then one order of FMAs for any micro-batch (api.test.ts holds a prompt
-// in one call and in two to bit-identical logits; with panels from 16 rows and the tiles
-// below, a MoE's routing flipped on the difference). The price is at 2-4 rows, where the
-// pack costs more than it saves (an expert's weights from DRAM, GMAC/s: F16 n = 2 17.8 ->
-// 8.2, n = 4 24.2 -> 16.6, n = 8 29.8 -> 31.9; BF16 18.2 -> 12.3, 30.2 -> 23.0, 43.2 ->
-// 46.8).
-inline bool use_float_panels(int64_t n) { return n >= 2; }
 
 constexpr int kFloatPanelRows = 16;
 // For fewer activation rows than kPrefetchMaxN, the next panel pair's weight rows are

@@ -1,7 +1,6 @@
 // BF16 weights x F32 activations, AVX512-BF16 (vdpbf16ps): a streaming GEMV for n = 1,
-// weight panels (float_panel_avx512.hpp) for n >= 2 (use_float_panels), else 4 weight rows x 4 activation
-// rows per tile. The activations are rounded to bf16 (nearest even) on the fly, as
-// ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
+// weight panels (float_panel_avx512.hpp) for more. The activations are rounded to bf16
+// (nearest even) on the fly, as ik_llama.cpp does when it takes BF16 weights down its native-bf16 path: each product
 // then carries a relative error up to 2^-8 (8 significant bits) beyond the F32 path's
 // (test_kernels.cpp widens its tolerance for this variant accordingly).
 
@@ -16,47 +15,20 @@
 namespace deepmla::kernels {
 
 namespace {
-template <int R, int C>
-void tile(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes, float* y,
-          size_t y_stride) {
-  const uint16_t* wr[R];
-  const float* xc[C];
-  DEEPMLA_UNROLL
-  for (int r = 0; r < R; ++r) wr[r] = reinterpret_cast<const uint16_t*>(w + size_t(r) * w_row_bytes);
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c) xc[c] = reinterpret_cast<const float*>(x + size_t(c) * x_row_bytes);
-  __m512 acc[R][C];
-  DEEPMLA_UNROLL
-  for (int r = 0; r < R; ++r)
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+// x[0, k) rounded to bf16 (nearest even) at out, zeros up to the next multiple of 32.
+void round_row_to_bf16(const float* x, int64_t k, uint16_t* out) {
   for (int64_t j = 0; j < k; j += 32) {
-    // Any row length: the last chunk is a masked load (no fault, zeros beyond the row).
     const int64_t left = k - j;
     const __mmask32 mask = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
-    const __mmask16 mask_lo = __mmask16(mask), mask_hi = __mmask16(mask >> 16);
-    __m512bh wv[R];
-    DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) wv[r] = bf16_bits(_mm512_maskz_loadu_epi16(mask, wr[r] + j));
-    DEEPMLA_UNROLL
-    for (int c = 0; c < C; ++c) {
-      const __m512 lo = _mm512_maskz_loadu_ps(mask_lo, xc[c] + j);
-      const __m512 hi = _mm512_maskz_loadu_ps(mask_hi, xc[c] + j + 16);
-      const __m512bh xv = _mm512_cvtne2ps_pbh(hi, lo);  // element i = x[j + i]
-      DEEPMLA_UNROLL
-      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], wv[r], xv);
-    }
+    const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(mask), x + j);
+    const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(mask >> 16), x + j + 16);
+    _mm512_storeu_si512(reinterpret_cast<void*>(out + j), bf16_as_int(_mm512_cvtne2ps_pbh(hi, lo)));
   }
-  DEEPMLA_UNROLL
-  for (int c = 0; c < C; ++c)
-    DEEPMLA_UNROLL
-    for (int r = 0; r < R; ++r) y[size_t(c) * y_stride + size_t(r)] = hsum512_ps(acc[r][c]);
 }
-const TileFn kTiles[4][4] = DEEPMLA_TILES_4x4(tile);
 
 // One row at a time, front to back, as matmul_f16_avx512.cpp's GEMV, on the activation row
-// rounded to bf16 once per call (the tiles round it again for every 4 weight rows, and their
-// 4 streams have no prefetch: 0.5-0.7 of the read bandwidth at n = 1). The weights are
+// rounded to bf16 once per call (the 4 x 4 tiles it replaced rounded it again for every 4
+// weight rows, and their 4 streams had no prefetch: 0.5-0.7 of the read bandwidth). The weights are
 // read 256 bits at a time: a GGUF aligns tensors to 32 bytes, and 512-bit loads that
 // straddle two lines held a DRAM stream at ~0.75 of the read loop (Zen5, 1 thread), 256-bit
 // ones at 0.87-1.0.
@@ -64,13 +36,7 @@ void gemv_bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int6
   static thread_local std::vector<uint16_t> xb;
   const int64_t k32 = (k + 31) / 32 * 32, k128 = k - k % 128;
   if (int64_t(xb.size()) < k32) xb.resize(size_t(k32));
-  for (int64_t j = 0; j < k; j += 32) {
-    const int64_t left = k - j;
-    const __mmask32 mask = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
-    const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(mask), x + j);
-    const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(mask >> 16), x + j + 16);
-    _mm512_storeu_si512(reinterpret_cast<void*>(xb.data() + j), bf16_as_int(_mm512_cvtne2ps_pbh(hi, lo)));
-  }
+  round_row_to_bf16(x, k, xb.data());
   const uint16_t* xv = xb.data();
   for (int64_t r = r0; r < r1; ++r) {
     const uint16_t* wr = reinterpret_cast<const uint16_t*>(w + size_t(r) * w_row_bytes);
@@ -100,7 +66,7 @@ void gemv_bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int6
   }
 }
 // float_panel_avx512.hpp's format: pairs of bf16 values, the activations' pairs rounded to
-// bf16 once per call (nearest even, as the tiles and the GEMV round them).
+// bf16 once per call (nearest even, as the GEMV rounds them).
 struct Bf16Panels {
   static constexpr int kValuesPerDword = 2;
   static __m512i row_dwords(const uint8_t* row, int64_t k, int64_t p0) {
@@ -113,17 +79,8 @@ struct Bf16Panels {
     const size_t pairs = size_t((k + 1) / 2), st = (pairs + 15) / 16 * 16;
     if (scratch.size() < size_t(n) * st + 16) scratch.resize(size_t(n) * st + 16);
     uint32_t* xb = align64_dwords(scratch.data());
-    for (int64_t c = 0; c < n; ++c) {
-      const float* xc = x + size_t(c) * x_row_floats;
-      for (int64_t j = 0; j < int64_t(2 * pairs); j += 32) {
-        const int64_t left = k - j;
-        const __mmask32 mask = left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1);
-        const __m512 lo = _mm512_maskz_loadu_ps(__mmask16(mask), xc + j);
-        const __m512 hi = _mm512_maskz_loadu_ps(__mmask16(mask >> 16), xc + j + 16);
-        _mm512_store_si512(reinterpret_cast<void*>(xb + size_t(c) * st + size_t(j / 2)),
-                           bf16_as_int(_mm512_cvtne2ps_pbh(hi, lo)));
-      }
-    }
+    for (int64_t c = 0; c < n; ++c)
+      round_row_to_bf16(x + size_t(c) * x_row_floats, k, reinterpret_cast<uint16_t*>(xb + size_t(c) * st));
     *stride = st;
     return xb;
   }
@@ -137,10 +94,8 @@ struct Bf16Panels {
 void matmul_bf16_avx512bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1,
                             const uint8_t* x, size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) return gemv_bf16(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), y);
-  if (use_float_panels(n))
-    return run_float_panels<Bf16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4,
-                                        n, y, y_stride);
-  run_tiles(kTiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
+  run_float_panels<Bf16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4, n, y,
+                               y_stride);
 }
 
 }  // namespace deepmla::kernels

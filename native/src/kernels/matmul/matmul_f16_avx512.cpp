@@ -1,21 +1,15 @@
 // F16 weights x F32 activations, AVX512: a streaming GEMV for n = 1, weight panels
-// converted to f32 (float_panel_avx512.hpp) for n >= 2 (use_float_panels), else the AVX2 tiles.
+// converted to f32 (float_panel_avx512.hpp) for more.
 // Token generation multiplies by the F16 attn_k_b / attn_v_b (per head, 128 x 512) that
 // a legacy file's attn_kv_b is split into: the AVX2 4 x 1 tiles read them at ~13 GB/s
 // (short per-head row shares, 4 streams, no prefetch), a third of the bandwidth.
 #include <immintrin.h>
-
-#include <algorithm>
-#include <cstring>
 
 #include "kernels/matmul/avx512_util.hpp"
 #include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes
 #include "kernels/matmul/float_panel_avx512.hpp"
 
 namespace deepmla::kernels {
-
-void matmul_f16_avx2(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
-                     size_t x_row_bytes, int64_t n, float* y, size_t y_stride);
 
 namespace {
 // One row at a time, front to back, 64 values per step in 4 independent FMA chains; the
@@ -58,10 +52,8 @@ struct F16Panels : F32ValuePanels {
 void matmul_f16_avx512(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                        size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) return gemv_f16(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), y);
-  if (use_float_panels(n))
-    return run_float_panels<F16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4,
-                                       n, y, y_stride);
-  matmul_f16_avx2(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
+  run_float_panels<F16Panels>(k, w, w_row_bytes, r0, r1, reinterpret_cast<const float*>(x), x_row_bytes / 4, n, y,
+                              y_stride);
 }
 
 }  // namespace deepmla::kernels
