@@ -5,6 +5,7 @@
 //   c++ -O2 -std=c++17 -Inative/include -Inative/src bench/attention.cpp \
 //       build/libdeepmla_core.a -lpthread -o build/deepmla_bench_attention
 //   build/deepmla_bench_attention [--heads 16] [--kv 2048,8192] [--reps 5] [--threads N]
+//       [--only NAME]   (variants whose name contains NAME, e.g. avx512bf16)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,12 +44,14 @@ int main(int argc, char** argv) {
   int64_t heads = 16, reps = 5;
   int threads = int(std::thread::hardware_concurrency());
   std::vector<int64_t> kvs = {2048, 8192};
+  std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--heads") heads = std::atoll(argv[i + 1]);
     else if (a == "--kv") kvs = list(argv[i + 1]);
     else if (a == "--reps") reps = std::atoll(argv[i + 1]);
     else if (a == "--threads") threads = std::atoi(argv[i + 1]);
+    else if (a == "--only") only = argv[i + 1];
   }
   ThreadPool pool(threads);
   std::vector<float> q(size_t(heads * kDk));
@@ -71,6 +74,7 @@ int main(int argc, char** argv) {
       type_traits(type).quantize_row(row.data(), cache.data() + size_t(j) * rb, kDk);
     }
     for (const FlashMlaKernel& kernel : flash_mla_kernels(type)) {
+      if (!only.empty() && std::string(kernel.name).find(only) == std::string::npos) continue;
       for (int64_t n_kv : kvs) {
         const int64_t splits = std::max<int64_t>(1, std::min<int64_t>(4 * threads, n_kv / 256));
         const int64_t per = ((n_kv + splits - 1) / splits + 31) / 32 * 32;

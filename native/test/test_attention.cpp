@@ -429,34 +429,51 @@ TEST(attention_flash_mla_f32_rows_with_skip) {
   }
 }
 
-// The decompressed flash (attn_decompressed on AVX512 CPUs) against its scalar reference:
+// The decompressed flash (attn_decompressed on AVX2/AVX512 CPUs) against its scalar reference:
 // kv_b-shaped rows (k_nope then v, a stride wider than both), k_pe apart, two chunks with
 // the states carried over, rows that see all, some or none of a chunk, sentinels past the
-// last row's state and past dv.
-void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa);
+// last row's state and past dv. The bf16 variant (quantized caches) is held to the
+// reference run on its rounded values: what is left is P's rounding, a relative 2^-8 per
+// term at most, so 2^-8 of the largest value.
+void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa, bool rounds_to_bf16);
 
 TEST(attention_decompressed_flash_matches_scalar) {
   // Every variant the machine runs: the ISA capped at each level in turn.
-  for (Isa cap : {Isa::AVX2, Isa::AVX512}) {
+  for (Isa cap : {Isa::AVX2, Isa::AVX512, Isa::AVX512_BF16}) {
     set_isa_cap(cap);
-    const DecompressedFlashFn kernel = decompressed_flash_kernel(128, 64, 128);
     const bool runs = active_isa() >= cap;
-    CHECK(decompressed_flash_kernel(128, 64, 96) == nullptr);  // dv not a multiple of 64
-    CHECK(decompressed_flash_kernel(100, 64, 128) == nullptr);
+    const DecompressedFlashFn kernel = decompressed_flash_kernel(128, 64, 128, TensorType::Q8_0);
+    const bool rounds = cap == Isa::AVX512_BF16;
+    CHECK(decompressed_flash_kernel(128, 64, 96, TensorType::Q8_0) == nullptr);  // dv not a multiple of 64
+    CHECK(decompressed_flash_kernel(100, 64, 128, TensorType::Q8_0) == nullptr);
+    if (runs && rounds) {
+      // Exact caches keep the f32 kernel.
+      set_isa_cap(Isa::AVX512);
+      const DecompressedFlashFn f32 = decompressed_flash_kernel(128, 64, 128, TensorType::F16);
+      set_isa_cap(cap);
+      CHECK(kernel != f32);
+      for (TensorType exact : {TensorType::F16, TensorType::BF16, TensorType::F32})
+        CHECK(decompressed_flash_kernel(128, 64, 128, exact) == f32);
+      CHECK(decompressed_flash_kernel(128, 64, 128, TensorType::Q6_0) == kernel);
+      CHECK(decompressed_flash_kernel(128, 64, 128, TensorType::Q8_KV) == kernel);
+    }
     clear_isa_cap();
     if (!runs) {
       std::fprintf(stderr, "  (no %s here: its decompressed flash not run)\n", isa_name(cap));
       continue;
     }
     CHECK(kernel != nullptr);
-    if (kernel) check_decompressed_flash(kernel, isa_name(cap));
+    if (kernel) check_decompressed_flash(kernel, isa_name(cap), rounds);
   }
 }
 
-void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa) {
+// x rounded to bf16 (nearest even), as a float.
+float round_bf16(float x) { return bf16_to_fp32(fp32_to_bf16(x)); }
+
+void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa, bool rounds_to_bf16) {
   const int64_t nope = 128, rope = 64, dv = 128, stride = nope + dv + 16, acc_stride = dv + 3;
   Rng rng(27);
-  std::vector<uint8_t> scratch_mem(decompressed_flash_scratch_bytes(nope + rope) + 64);
+  std::vector<uint8_t> scratch_mem(decompressed_flash_scratch_bytes(nope + rope, dv) + 64);
   uint8_t* scratch = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(scratch_mem.data()) + 63) / 64 * 64);
   for (int64_t n_keys : {1, 5, 31, 32, 33, 100, 256}) {
     for (int64_t rows : {1, 3, 16, 17, 40, 64}) {
@@ -499,13 +516,16 @@ void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa) {
           a.scale = 0.1f;
           a.acc_stride = size_t(acc_stride);
           a.scratch = scratch;
-          a.m = m_want.data(), a.l = l_want.data(), a.acc = acc_want.data();
-          decompressed_flash_scalar(a);
           a.m = m_got.data(), a.l = l_got.data(), a.acc = acc_got.data();
           kernel(a);
+          a.m = m_want.data(), a.l = l_want.data(), a.acc = acc_want.data();
+          if (rounds_to_bf16)
+            for (int64_t j = 0; j < n_keys; ++j)
+              for (int64_t c = 0; c < dv; ++c) kv[size_t(j * stride + nope + c)] = round_bf16(kv[size_t(j * stride + nope + c)]);
+          decompressed_flash_scalar(a);
         }
         int bad = 0;
-        const double tol = 1e-4 * vmax;
+        const double tol = (1e-4 + (rounds_to_bf16 ? std::ldexp(1.0, -8) : 0.0)) * vmax;
         for (int64_t r = 0; r < rows; ++r) {
           if ((l_want[size_t(r)] == 0) != (l_got[size_t(r)] == 0)) {
             if (bad++ < 3) std::fprintf(stderr, "  keys=%ld rows=%ld r=%ld: empty in one only\n", long(n_keys), long(rows), long(r));

@@ -455,7 +455,7 @@ DecompressedFlashLayout decompressed_flash_layout(const Decompressed& d, int64_t
   l.rows = at, at += align(size_t(kDecompressedChunk * l.row) * 4);
   l.q = at, at += align(size_t(qb) * sizeof(float*));
   l.visible = at, at += align(size_t(qb) * sizeof(int64_t));
-  l.kernel = at, at += align(std::max(flash_mla_scratch_bytes(l.row, qb), decompressed_flash_scratch_bytes(d.nope + d.rope)));
+  l.kernel = at, at += align(std::max(flash_mla_scratch_bytes(l.row, qb), decompressed_flash_scratch_bytes(d.nope + d.rope, d.dv)));
   l.thread = at;
   return l;
 }
@@ -468,7 +468,7 @@ void run_decompressed_flash(const CompiledOp& op, ExecState& st) {
   const QuantizeRowFn convert = activation_quantizer(type_traits(d.kv_b->desc.type).vec_dot_type);
   const MatmulKernel& kernel = matmul_kernel(d.kv_b->desc.type);
   const FlashMlaKernel& flash = flash_mla_kernel(TensorType::F32, lay.row, d.dv, d.dv);
-  const DecompressedFlashFn in_place_flash = decompressed_flash_kernel(d.nope, d.rope, d.dv);
+  const DecompressedFlashFn in_place_flash = decompressed_flash_kernel(d.nope, d.rope, d.dv, d.k->desc.type);
   uint8_t* shared = st.shared_scratch;
   float* k_pe = reinterpret_cast<float*>(shared + lay.k_pe);
   float* m = reinterpret_cast<float*>(shared + lay.m);

@@ -10,7 +10,8 @@
 //     call, k[j][i] broadcast from the row where kv_b's output left it; no lane sums, and
 //     the online softmax runs on rows in lanes too (max and sum are lane-wise);
 //   P V: lane c of acc[r] += P[r][j] v[j][c], P[r][j] broadcast, v read in place.
-// The same f32 arithmetic as flash_mla.hpp's, summed in another order.
+// The same f32 arithmetic as flash_mla.hpp's, summed in another order; P V is a policy
+// (decompressed_flash_avx512bf16.cpp has a bf16 one).
 // Layout: layout.hpp's DecompressedFlashScratch. Internal linkage: see
 // kernels/matmul/tiling.hpp.
 #include <algorithm>
@@ -177,13 +178,25 @@ void df_score_groups(int64_t rem, const DecompressedFlashArgs& a, const float* q
   }
 }
 
+// The P V policy of the f32 variants: df_accumulate_rows over the chunk's keys.
 template <class V>
+struct DfFloatValues {
+  static void accumulate(const DecompressedFlashArgs& a, const DecompressedFlashScratch&, const float* s,
+                         const float* f, int64_t c, int64_t n) {
+    constexpr int RB = V::kAccRows;
+    int64_t r = 0;
+    for (; r + RB <= a.n_rows; r += RB) df_accumulate_rows<V, RB>(a, s, f, c, n, r);
+    if (r < a.n_rows) df_accumulate_tail<V, RB - 1>(a.n_rows - r, a, s, f, c, n, r);
+  }
+};
+
+template <class V, class Values = DfFloatValues<V>>
 void decompressed_flash_run(const DecompressedFlashArgs& a) {
   constexpr int GT = V::kDfTileGroups;
   const int64_t dq = a.nope + a.rope, R = a.n_rows;
   if (R <= 0 || R > kDfRows) return;
   const int64_t groups = (R + V::W - 1) / V::W;
-  const DecompressedFlashScratch lay = decompressed_flash_scratch(dq);
+  const DecompressedFlashScratch lay = decompressed_flash_scratch(dq, a.dv);
   float* qt = reinterpret_cast<float*>(a.scratch + lay.qt);
   float* s = reinterpret_cast<float*>(a.scratch + lay.s);
   int32_t* vis = reinterpret_cast<int32_t*>(a.scratch + lay.vis);
@@ -202,10 +215,7 @@ void decompressed_flash_run(const DecompressedFlashArgs& a) {
     for (int64_t g = 0; g < groups; g += GT)
       df_score_groups<V, GT>(std::min<int64_t>(GT, groups - g), a, qt, g * V::W, c, n, zero, s);
     for (int64_t g = 0; g < groups; ++g) df_softmax_group<V>(a, g * V::W, c, n, vis, s, f);
-    constexpr int RB = V::kAccRows;
-    int64_t r = 0;
-    for (; r + RB <= R; r += RB) df_accumulate_rows<V, RB>(a, s, f, c, n, r);
-    if (r < R) df_accumulate_tail<V, RB - 1>(R - r, a, s, f, c, n, r);
+    Values::accumulate(a, lay, s, f, c, n);
   }
 }
 

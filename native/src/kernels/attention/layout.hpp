@@ -77,13 +77,16 @@ inline FlashMlaLayout flash_mla_layout(int64_t dk, int64_t n_rows) {
 //   s     scores, then softmax weights, rows in lanes: [kDecompressedFlashKeys][64] f32
 //   vis   per query, the keys it sees (clamped), i32; f, per query, its acc factor
 //   zero  dq zeros: the rows a score tile reads past the chunk's last key
+// and for the bf16 P V (decompressed_flash_avx512bf16.cpp), per step of keys:
+//   vt    the values as bf16 pairs of keys: [kDecompressedFlashKeys / 2][dv] dwords
+//   pw    the softmax weights as bf16 pairs of keys, rows in lanes: [keys / 2][64] dwords
 constexpr int64_t kDecompressedFlashKeys = 32;
 
 struct DecompressedFlashScratch {
-  size_t qt, s, vis, f, zero, total;
+  size_t qt, s, vis, f, zero, vt, pw, total;
 };
 
-inline DecompressedFlashScratch decompressed_flash_scratch(int64_t dq) {
+inline DecompressedFlashScratch decompressed_flash_scratch(int64_t dq, int64_t dv) {
   constexpr size_t R = size_t(kDecompressedFlashRows), K = size_t(kDecompressedFlashKeys);
   DecompressedFlashScratch l;
   size_t at = 0;
@@ -92,6 +95,8 @@ inline DecompressedFlashScratch decompressed_flash_scratch(int64_t dq) {
   l.vis = at, at += align64(R * 4);
   l.f = at, at += align64(R * 4);
   l.zero = at, at += align64(size_t(dq) * 4);
+  l.vt = at, at += align64(K / 2 * size_t(dv) * 4);
+  l.pw = at, at += align64(K / 2 * R * 4);
   l.total = at;
   return l;
 }
