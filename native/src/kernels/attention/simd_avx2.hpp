@@ -20,6 +20,7 @@ struct Avx2 {
   static constexpr int kAccRows = 4, kAccVecs = 2;
   // decompressed_flash.hpp's score tile: 2 groups of W rows x 4 keys, 8 accumulators.
   static constexpr int kDfTileGroups = 2;
+  static constexpr bool kTransposes = false;  // decompressed_flash.hpp stages queries in scalar
 
   static F zero() { return _mm256_setzero_ps(); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }

@@ -21,6 +21,17 @@ struct Avx512 {
   static constexpr int kAccRows = 4, kAccVecs = 4;
   // decompressed_flash.hpp's score tile: 4 groups of W rows x 4 keys, 16 accumulators.
   static constexpr int kDfTileGroups = 4;
+  static constexpr bool kTransposes = true;
+
+  // out[i * out_stride + r] = rows[r][i0 + i] * scale for r, i < 16 (a null row: zeros).
+  static void transpose_scaled(const float* const* rows, int64_t i0, float scale, float* out, size_t out_stride) {
+    const __m512 s = _mm512_set1_ps(scale);
+    __m512i t[16];
+    for (int r = 0; r < 16; ++r)
+      t[r] = rows[r] ? _mm512_castps_si512(_mm512_mul_ps(_mm512_loadu_ps(rows[r] + i0), s)) : _mm512_setzero_si512();
+    transpose_16x16_epi32(t);
+    for (int i = 0; i < 16; ++i) _mm512_storeu_ps(out + size_t(i) * out_stride, _mm512_castsi512_ps(t[i]));
+  }
 
   static F zero() { return _mm512_setzero_ps(); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
