@@ -468,7 +468,7 @@ TEST(attention_decompressed_flash_matches_scalar) {
 }
 
 // x rounded to bf16 (nearest even), as a float.
-float round_bf16(float x) { return bf16_to_fp32(fp32_to_bf16(x)); }
+static float round_bf16(float x) { return bf16_to_fp32(fp32_to_bf16(x)); }
 
 void check_decompressed_flash(DecompressedFlashFn kernel, const char* isa, bool rounds_to_bf16) {
   const int64_t nope = 128, rope = 64, dv = 128, stride = nope + dv + 16, acc_stride = dv + 3;
