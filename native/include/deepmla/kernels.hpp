@@ -162,12 +162,10 @@ constexpr int64_t kDecompressedFlashRows = 64;
 size_t decompressed_flash_scratch_bytes(int64_t dq, int64_t dv);
 // The variant for a cache of this type at the active ISA when nope, rope are multiples of
 // 16 and dv of 64; else nullptr (the caller takes the flash MLA kernels over copied rows).
-// With AVX512-BF16 and a quantized cache (Q8_0, Q8_KV,
-// Q6_0: decompressed_flash_rounds_to_bf16) it is the variant whose P V rounds v and P
-// to bf16 (decompressed_flash_avx512bf16.cpp: an error below the cache's own); otherwise
-// AVX512 or AVX2, all f32.
+// With AVX512-BF16 and a quantized cache (Q8_0, Q8_KV, Q6_0) it is the variant whose
+// P V rounds v and P to bf16 (decompressed_flash_avx512bf16.cpp: an error below the
+// cache's own); otherwise AVX512 or AVX2, all f32.
 DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv, TensorType cache_type);
-bool decompressed_flash_rounds_to_bf16(TensorType cache_type);
 // Its reference: one key at a time, scores and softmax in double.
 void decompressed_flash_scalar(const DecompressedFlashArgs& args);
 

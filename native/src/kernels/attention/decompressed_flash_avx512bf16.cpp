@@ -32,40 +32,27 @@ namespace {
 constexpr int kBfRows = 4, kBfVecs = 4;
 static_assert(kDfKeys % 2 == 0, "key pairs cover a step");
 
-// Dword c of the result = (bf16(lo[c]), bf16(hi[c])): vdpbf16ps's pair order.
-struct PairMaker {
-  __m512i order;
-  PairMaker() {
-    alignas(64) uint16_t o[32];
-    for (int c = 0; c < 16; ++c) o[2 * c] = uint16_t(c), o[2 * c + 1] = uint16_t(16 + c);
-    order = _mm512_load_si512(reinterpret_cast<const void*>(o));
-  }
-  __m512i operator()(__m512 lo, __m512 hi) const {
-    return _mm512_permutexvar_epi16(order, bf16_as_int(_mm512_cvtne2ps_pbh(hi, lo)));
-  }
-};
-
 // vt[t * dv + c] = (v[2t][c], v[2t + 1][c]) for keys [c0, c0 + n); a key past n is 0.
-void stage_values(const DecompressedFlashArgs& a, const PairMaker& pair, int64_t c0, int64_t n, uint32_t* vt) {
+void stage_values(const DecompressedFlashArgs& a, int64_t c0, int64_t n, uint32_t* vt) {
   const int64_t pairs = (n + 1) / 2;
   for (int64_t t = 0; t < pairs; ++t) {
     const float* v0 = a.kv + size_t(c0 + 2 * t) * a.kv_stride + a.nope;
     const float* v1 = 2 * t + 1 < n ? v0 + a.kv_stride : nullptr;
     for (int64_t ch = 0; ch < a.dv; ch += 16) {
       const __m512 hi = v1 ? _mm512_loadu_ps(v1 + ch) : _mm512_setzero_ps();
-      _mm512_store_si512(reinterpret_cast<void*>(vt + t * a.dv + ch), pair(_mm512_loadu_ps(v0 + ch), hi));
+      _mm512_store_si512(reinterpret_cast<void*>(vt + t * a.dv + ch), bf16_pairs(_mm512_loadu_ps(v0 + ch), hi));
     }
   }
 }
 
 // pw[t * 64 + r] = (P[r][2t], P[r][2t + 1]) for the groups' rows; a key past n is 0.
-void stage_weights(const PairMaker& pair, const float* s, int64_t n, int64_t groups, uint32_t* pw) {
+void stage_weights(const float* s, int64_t n, int64_t groups, uint32_t* pw) {
   const int64_t pairs = (n + 1) / 2;
   for (int64_t t = 0; t < pairs; ++t)
     for (int64_t g = 0; g < groups; ++g) {
       const __m512 lo = _mm512_loadu_ps(s + 2 * t * kDfRows + g * 16);
       const __m512 hi = 2 * t + 1 < n ? _mm512_loadu_ps(s + (2 * t + 1) * kDfRows + g * 16) : _mm512_setzero_ps();
-      _mm512_store_si512(reinterpret_cast<void*>(pw + t * kDfRows + g * 16), pair(lo, hi));
+      _mm512_store_si512(reinterpret_cast<void*>(pw + t * kDfRows + g * 16), bf16_pairs(lo, hi));
     }
 }
 
@@ -119,10 +106,9 @@ struct Bf16Values {
                          const float* f, int64_t c, int64_t n) {
     uint32_t* vt = reinterpret_cast<uint32_t*>(a.scratch + lay.vt);
     uint32_t* pw = reinterpret_cast<uint32_t*>(a.scratch + lay.pw);
-    const PairMaker pair;
     const int64_t pairs = (n + 1) / 2, R = a.n_rows;
-    stage_values(a, pair, c, n, vt);
-    stage_weights(pair, s, n, (R + 15) / 16, pw);
+    stage_values(a, c, n, vt);
+    stage_weights(s, n, (R + 15) / 16, pw);
     int64_t r = 0;
     for (; r + kBfRows <= R; r += kBfRows) accumulate_rows<kBfRows>(a, pw, vt, f, pairs, r);
     if (r < R) accumulate_tail<kBfRows - 1>(R - r, a, pw, vt, f, pairs, r);

@@ -37,10 +37,6 @@ inline __m512 quants_ps(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_ep
 template <class Cache>
 void stage_values_bf16(const uint8_t* k, size_t k_row_bytes, int64_t n, int64_t dv, uint16_t* vt, float* vd) {
   const int64_t nbv = dv / 32;
-  // Word 2c of the result = word c of x (row 2p), word 2c + 1 = word 16 + c (row 2p + 1).
-  alignas(64) uint16_t order[32];
-  for (int c = 0; c < 16; ++c) order[2 * c] = uint16_t(c), order[2 * c + 1] = uint16_t(16 + c);
-  const __m512i interleave = _mm512_load_si512(reinterpret_cast<const void*>(order));
   for (int64_t p = 0; p < kC / 2; ++p) {
     const int64_t j0 = 2 * p, j1 = 2 * p + 1;
     const uint8_t* r0 = k + size_t(j0) * k_row_bytes;
@@ -50,12 +46,11 @@ void stage_values_bf16(const uint8_t* k, size_t k_row_bytes, int64_t n, int64_t 
       __m256i q0 = _mm256_setzero_si256(), q1 = _mm256_setzero_si256();
       if (j0 < n) q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Cache::quants(r0, cb)));
       if (j1 < n) q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(Cache::quants(r1, cb)));
-      const __m512bh lo = _mm512_cvtne2ps_pbh(quants_ps(_mm256_castsi256_si128(q1)), quants_ps(_mm256_castsi256_si128(q0)));
-      const __m512bh hi =
-          _mm512_cvtne2ps_pbh(quants_ps(_mm256_extracti128_si256(q1, 1)), quants_ps(_mm256_extracti128_si256(q0, 1)));
-      _mm512_storeu_si512(reinterpret_cast<void*>(out + cb * 64), _mm512_permutexvar_epi16(interleave, bf16_as_int(lo)));
+      // Channels 0-15 and 16-31 of rows 2p, 2p + 1 as pairs.
+      _mm512_storeu_si512(reinterpret_cast<void*>(out + cb * 64),
+                          bf16_pairs(quants_ps(_mm256_castsi256_si128(q0)), quants_ps(_mm256_castsi256_si128(q1))));
       _mm512_storeu_si512(reinterpret_cast<void*>(out + cb * 64 + 32),
-                          _mm512_permutexvar_epi16(interleave, bf16_as_int(hi)));
+                          bf16_pairs(quants_ps(_mm256_extracti128_si256(q0, 1)), quants_ps(_mm256_extracti128_si256(q1, 1))));
     }
   }
   for (int64_t cb = 0; cb < nbv; ++cb)

@@ -83,14 +83,13 @@ std::vector<FlashMlaKernel> flash_mla_kernels(TensorType cache_type) {
 
 size_t decompressed_flash_scratch_bytes(int64_t dq, int64_t dv) { return kernels::decompressed_flash_scratch(dq, dv).total; }
 
-bool decompressed_flash_rounds_to_bf16(TensorType cache_type) {
-  return cache_type == TensorType::Q8_0 || cache_type == TensorType::Q8_KV || cache_type == TensorType::Q6_0;
-}
-
 DecompressedFlashFn decompressed_flash_kernel(int64_t nope, int64_t rope, int64_t dv, TensorType cache_type) {
   if (nope <= 0 || rope < 0 || nope % 16 != 0 || rope % 16 != 0 || dv <= 0 || dv % 64 != 0) return nullptr;
   const Isa level = active_isa();
-  if (level >= Isa::AVX512_BF16 && decompressed_flash_rounds_to_bf16(cache_type))
+  // Over a quantized cache bf16 values and weights err less than the cache already does.
+  const bool quantized =
+      cache_type == TensorType::Q8_0 || cache_type == TensorType::Q8_KV || cache_type == TensorType::Q6_0;
+  if (level >= Isa::AVX512_BF16 && quantized)
     return kernels::decompressed_flash_avx512bf16;
   if (level >= Isa::AVX512) return kernels::decompressed_flash_avx512;
   if (level >= Isa::AVX2) return kernels::decompressed_flash_avx2;
