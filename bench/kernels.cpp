@@ -218,10 +218,10 @@ int main(int argc, char** argv) {
   for (TensorType type : all) {
     if (types.find(type_name(type)) == std::string::npos) continue;
     const TypeTraits& tt = type_traits(type);
-    const MatmulKernel& kernel = matmul_kernel(type);
     for (int64_t n : ns) {
+      const MatmulKernel& kernel = matmul_kernel(type, n);  // what a micro-batch of n rows takes
       // GEMV-like n: a matrix of about 256 MiB, far beyond L3 (bandwidth); GEMM: 2048 rows.
-      const size_t wrb = row_bytes(type, k), xrb = row_bytes(tt.vec_dot_type, k);
+      const size_t wrb = row_bytes(type, k), xrb = activation_stride(kernel, k);
       int64_t m = m_fixed ? m_fixed : n <= 8 ? int64_t((size_t(256) << 20) / wrb) / 64 * 64 : 2048;
       // --weights-file: the bandwidth-bound cases read a mapping of that file instead of
       // anonymous memory (page-cache pages, as a model's mmapped weights are); its bytes
@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
         next_copy = (next_copy + 1) % n_copies;
         return wc;
       };
-      const QuantizeRowFn quantize = activation_quantizer(tt.vec_dot_type);
+      const QuantizeRowFn quantize = activation_quantizer(kernel.act_type);
       for (int64_t i = 0; i < n; ++i) {
         for (float& v : f) v = rnd();
         quantize(f.data(), x.data() + size_t(i) * xrb, k);

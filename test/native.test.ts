@@ -11,7 +11,7 @@ const root = path.resolve(__dirname, '..');
 const exe = process.platform === 'win32' ? '.exe' : '';
 
 // Lowest first; matches isa_name() in native/src/cpu/cpu.cpp.
-const LEVELS = ['scalar', 'avx2', 'avx512', 'avx512vnni', 'avx512bf16'];
+const LEVELS = ['scalar', 'avx2', 'avx512', 'avx512vnni', 'avx512bf16', 'amx'];
 
 function findBinary(): string | undefined {
   const candidates = [

@@ -82,19 +82,34 @@ void add_special_weight_rows(Rng& rng, Matrix& m) {
   }
 }
 
-Matrix random_activations(Rng& rng, TensorType vec_dot_type, int64_t n, int64_t k) {
-  Matrix x{vec_dot_type, n, k, row_bytes(vec_dot_type, k), {}};
-  x.data.resize(x.row_bytes * size_t(n));
-  std::vector<float> f(static_cast<size_t>(k));
+// n activation rows as floats (row 0 always an ordinary one: with n = 1 it is the only row
+// the GEMV sees; a 1e-30 row quantizes to zero scales in Q8_0, and every kernel passes on
+// zeros), converted by the scalar reference into each type a kernel reads.
+struct Activations {
+  int64_t n, k;
+  std::vector<float> f;
+  std::vector<Matrix> converted;
+  const Matrix& as(TensorType type) {
+    for (const Matrix& m : converted)
+      if (m.type == type) return m;
+    Matrix x{type, n, k, row_bytes(type, k), {}};
+    x.data.resize(x.row_bytes * size_t(n));
+    for (int64_t i = 0; i < n; ++i) type_traits(type).quantize_row(f.data() + i * k, x.row(i), k);
+    converted.push_back(std::move(x));
+    return converted.back();
+  }
+  const Matrix& for_kernel(const MatmulKernel& kernel) { return as(kernel.act_type); }
+};
+
+Activations random_activations(Rng& rng, int64_t n, int64_t k) {
+  Activations a{n, k, std::vector<float>(size_t(n * k)), {}};
+  a.converted.reserve(4);
   const float scales[] = {1.0f, 1e-30f, 1e4f, 0.0f, 3e-3f};
   for (int64_t i = 0; i < n; ++i) {
-    // Row 0 is always an ordinary one: with n = 1 it is the only row the GEMV sees (a
-    // 1e-30 row quantizes to zero scales in Q8_0, and every kernel passes on zeros).
     const float scale = i == 0 ? 1.0f : i < 5 ? scales[(i + n) % 5] : scales[i % 2 == 0 ? 0 : 4];
-    for (float& v : f) v = scale * rng.normal();
-    type_traits(vec_dot_type).quantize_row(f.data(), x.row(i), k);
+    for (int64_t j = 0; j < k; ++j) a.f[size_t(i * k + j)] = scale * rng.normal();
   }
-  return x;
+  return a;
 }
 
 // Sum of |w_j x_j| over a row pair, from the dequantized rows: the scale of every
@@ -112,21 +127,35 @@ double abs_dot(const Matrix& w, int64_t r, const Matrix& x, int64_t i) {
 // differs: the scalar reference sums k/32 block terms (F32/F16/BF16: k products, in
 // double) one after the other; a SIMD variant sums them in lanes and then across lanes.
 // Either order is within (terms + lanes) * 2^-24 of the exact sum, relative to abs_dot.
+// The bf16 GEMMs add each of the k products to an f32 accumulator.
 double tolerance(const MatmulKernel& kernel, int64_t k, double abs_sum) {
   const TypeTraits& t = type_traits(kernel.weight_type);
-  const double terms = t.quantized ? double(k / 32) : double(k / 8);
+  const double terms = kernel.act_type == TensorType::BF16 ? double(k) : t.quantized ? double(k / 32) : double(k / 8);
   double tol = 2 * (terms + 32) * 0x1p-24 * abs_sum;
   // Native BF16 dot products round the F32 activations to bf16 (8-bit mantissa).
   if (kernel.isa == Isa::AVX512_BF16 && kernel.weight_type == TensorType::BF16) tol += 0x1p-8 * abs_sum;
   return tol + 1e-35;
 }
 
+// The reference of a kernel over bf16 activations (the AMX GEMMs): each weight rounded to
+// bf16 (nearest even) from its dequantized float, times the bf16 activation, in double.
+float bf16_reference_dot(const Matrix& w, int64_t r, const Matrix& x, int64_t i) {
+  std::vector<float> a(static_cast<size_t>(w.k));
+  type_traits(w.type).dequantize_row(w.row(r), a.data(), w.k);
+  const uint16_t* b = reinterpret_cast<const uint16_t*>(x.row(i));
+  double sum = 0;
+  for (int64_t j = 0; j < w.k; ++j) sum += double(bf16_to_fp32(fp32_to_bf16(a[size_t(j)]))) * double(bf16_to_fp32(b[j]));
+  return float(sum);
+}
+
 constexpr float kSentinel = -1234.5f;
 
 // Runs one variant and the reference on rows [r0, r1) of w and all of x; returns the
 // number of mismatches (printing the first few).
-int compare_matmul(const MatmulKernel& kernel, const Matrix& w, int64_t r0, int64_t r1, const Matrix& x) {
+int compare_matmul(const MatmulKernel& kernel, const Matrix& w, int64_t r0, int64_t r1, Activations& xs) {
   const TypeTraits& t = type_traits(w.type);
+  const Matrix& x = xs.for_kernel(kernel);
+  const bool bf16 = kernel.act_type == TensorType::BF16;
   const size_t y_stride = size_t(w.rows) + 3;  // padding must stay untouched
   std::vector<float> y(y_stride * size_t(x.rows), kSentinel);
   kernel.fn(w.k, w.data.data(), w.row_bytes, r0, r1, x.data.data(), x.row_bytes, x.rows, y.data(), y_stride);
@@ -139,7 +168,7 @@ int compare_matmul(const MatmulKernel& kernel, const Matrix& w, int64_t r0, int6
           std::fprintf(stderr, "  %s wrote outside [r0, r1): i=%ld r=%ld\n", kernel.name, long(i), long(r));
         continue;
       }
-      const float ref = t.vec_dot(w.k, w.row(r), x.row(i));
+      const float ref = bf16 ? bf16_reference_dot(w, r, x, i) : t.vec_dot(w.k, w.row(r), x.row(i));
       // Q8_KV variants compute the scalar expression on an exact integer dot: bit-identical.
       const double tol = w.type == TensorType::Q8_KV ? 0.0 : tolerance(kernel, w.k, abs_dot(w, r, x, i));
       const bool ok = std::isfinite(got) && std::fabs(double(got) - double(ref)) <= tol;
@@ -201,11 +230,21 @@ TEST(kernels_registry_is_consistent) {
     const std::vector<MatmulKernel> variants = matmul_kernels(type);
     CHECK(!variants.empty() && variants.front().isa == Isa::SCALAR);
     for (size_t v = 1; v < variants.size(); ++v) CHECK(int(variants[v - 1].isa) <= int(variants[v].isa));
-    CHECK(matmul_kernel(type).fn == variants.back().fn);
-    for (const MatmulKernel& kernel : variants) std::printf("  variant %s\n", kernel.name);
+    // Any n takes the last variant that serves one row; a prompt-sized batch the last of all.
+    const MatmulKernel* any_n = nullptr;
+    for (const MatmulKernel& kernel : variants) {
+      if (kernel.min_rows == 1) any_n = &kernel;
+      // Only the GEMMs with a minimum read other activations than the format's own.
+      CHECK(kernel.act_type == (kernel.min_rows == 1 ? type_traits(type).vec_dot_type : TensorType::BF16));
+      std::printf("  variant %s\n", kernel.name);
+    }
+    CHECK(any_n && matmul_kernel(type).fn == any_n->fn && matmul_kernel(type, 1).fn == any_n->fn);
+    CHECK(matmul_kernel(type, 512).fn == variants.back().fn);
+    CHECK(matmul_kernel(type, variants.back().min_rows - 1).min_rows == 1 || variants.back().min_rows == 1);
+    CHECK(matmul_activation_stride(type, 2048) >= activation_stride(variants.back(), 2048));
   }
   CHECK_THROWS_CODE(matmul_kernel(TensorType::I32), "UNSUPPORTED");
-  for (TensorType type : {TensorType::F32, TensorType::Q8_0, TensorType::Q8_KV}) {
+  for (TensorType type : {TensorType::F32, TensorType::BF16, TensorType::Q8_0, TensorType::Q8_KV}) {
     const std::vector<QuantizeKernel> variants = activation_quantizers(type);
     CHECK(!variants.empty() && variants.front().isa == Isa::SCALAR);
     CHECK(activation_quantizer(type) == variants.back().fn);
@@ -214,16 +253,15 @@ TEST(kernels_registry_is_consistent) {
 
 TEST(kernels_matmul_variants_match_scalar) {
   Rng rng(11);
-  const int64_t ns[] = {1, 2, 3, 5, 8, 17, 49, 64, 97};
+  const int64_t ns[] = {1, 2, 3, 5, 8, 16, 17, 32, 49, 64, 97};
   for (TensorType type : kMatmulTypes) {
     const std::vector<MatmulKernel> variants = matmul_kernels(type);
-    const TensorType vdt = type_traits(type).vec_dot_type;
     for (int64_t k : ks_for(type)) {
       // 13 rows, multiplied on [1, 12): 11 rows is a multiple of no tile height.
       Matrix w = random_matrix(rng, type, 13, k, k % 3 == 0 ? 30.0f : 0.05f);
       add_special_weight_rows(rng, w);
       for (int64_t n : ns) {
-        const Matrix x = random_activations(rng, vdt, n, k);
+        Activations x = random_activations(rng, n, k);
         for (const MatmulKernel& kernel : variants) {
           const int bad = compare_matmul(kernel, w, 1, 12, x) + compare_matmul(kernel, w, 0, 13, x) +
                           compare_matmul(kernel, w, 5, 6, x);
@@ -241,12 +279,11 @@ TEST(kernels_matmul_tall_row_ranges) {
   Rng rng(14);
   const std::pair<int64_t, int64_t> ranges[] = {{0, 70}, {3, 40}, {0, 17}, {5, 37}, {0, 33}, {1, 49}, {2, 66}};
   for (TensorType type : kMatmulTypes) {
-    const TensorType vdt = type_traits(type).vec_dot_type;
     const int64_t k = type_traits(type).quantized ? 96 : 33;
     Matrix w = random_matrix(rng, type, 70, k, 1.0f);
     add_special_weight_rows(rng, w);
     for (int64_t n : {4, 5, 6, 7, 12, 13, 33, 49, 64, 97}) {
-      const Matrix x = random_activations(rng, vdt, n, k);
+      Activations x = random_activations(rng, n, k);
       for (const MatmulKernel& kernel : matmul_kernels(type))
         for (const auto& [r0, r1] : ranges) CHECK(compare_matmul(kernel, w, r0, r1, x) == 0);
     }
@@ -265,7 +302,7 @@ TEST(kernels_matmul_float_panels) {
       Matrix w = random_matrix(rng, type, 300, k, 1.0f);
       add_special_weight_rows(rng, w);
       for (int64_t n : {2, 16, 49, 97}) {
-        const Matrix x = random_activations(rng, TensorType::F32, n, k);
+        Activations x = random_activations(rng, n, k);
         for (const MatmulKernel& kernel : matmul_kernels(type))
           for (const auto& [r0, r1] : ranges) CHECK(compare_matmul(kernel, w, r0, r1, x) == 0);
       }
@@ -282,18 +319,34 @@ TEST(kernels_matmul_large_n_crosses_chunks) {
     const int64_t k = 7168, n = 1201;
     CHECK(int64_t(row_bytes(type_traits(type).vec_dot_type, k)) * n > (int64_t(8) << 20));
     const Matrix w = random_matrix(rng, type, 9, k, 1.0f);
-    const Matrix x = random_activations(rng, type_traits(type).vec_dot_type, n, k);
+    Activations x = random_activations(rng, n, k);
     for (const MatmulKernel& kernel : matmul_kernels(type)) CHECK(compare_matmul(kernel, w, 0, 9, x) == 0);
+  }
+}
+
+TEST(kernels_matmul_long_k_in_slices) {
+  // k = 4160 over 200 rows: too long for the AMX GEMM to keep a chunk's activations whole,
+  // so it runs k in two slices and parks the accumulators of each 32 x 32 block between
+  // them; 67 weight rows from row 3 are three panel pairs, the last one partial.
+  Rng rng(15);
+  for (TensorType type : kMatmulTypes) {
+    const int64_t k = 4160, n = 200;
+    Matrix w = random_matrix(rng, type, 70, k, 0.5f);
+    add_special_weight_rows(rng, w);
+    Activations x = random_activations(rng, n, k);
+    for (const MatmulKernel& kernel : matmul_kernels(type)) CHECK(compare_matmul(kernel, w, 3, 70, x) == 0);
   }
 }
 
 TEST(kernels_quantizers_match_scalar_bytes) {
   Rng rng(13);
-  for (TensorType type : {TensorType::F32, TensorType::Q8_0, TensorType::Q8_KV}) {
+  for (TensorType type : {TensorType::F32, TensorType::BF16, TensorType::Q8_0, TensorType::Q8_KV}) {
     const TypeTraits& t = type_traits(type);
+    std::vector<int64_t> ns = {32, 64, 96, 576, 2048, 7168};
+    if (!t.quantized) ns.insert(ns.end(), {1, 7, 33});  // rows that end inside a vector
     for (const QuantizeKernel& kernel : activation_quantizers(type)) {
-      for (int64_t n : {32, 64, 96, 576, 2048, 7168}) {
-        for (int pattern = 0; pattern < 9; ++pattern) {
+      for (int64_t n : ns) {
+        for (int pattern = 0; pattern < (t.quantized ? 9 : 10); ++pattern) {
           std::vector<float> x(static_cast<size_t>(n));
           const float scale = pattern == 1 ? 1e-30f : pattern == 2 ? 1e4f : pattern == 3 ? 0.0f : 1.0f;
           for (float& v : x) v = scale * rng.normal();
@@ -312,6 +365,11 @@ TEST(kernels_quantizers_match_scalar_bytes) {
             for (size_t j = 0; j < x.size(); ++j) x[j] = std::ldexp(float(j % 5) - 2, -128 - int(j % 16));
           } else if (pattern == 7) {
             for (float& v : x) v *= 1e30f;  // Q8_0's fp16 scale overflows to inf in both
+          } else if (pattern == 9) {
+            // Float rows only: NaNs (quiet and signalling), infinities, denormals, bf16 ties.
+            const uint32_t bits[] = {0x7fc00000u, 0x7f800001u, 0xff800000u, 0x7f800000u, 0x00000001u,
+                                     0x807fffffu, 0x3f808000u, 0x3f818000u, 0x7f7fffffu};
+            for (size_t j = 0; j < x.size(); ++j) std::memcpy(&x[j], &bits[j % 9], 4);
           }
           const size_t bytes = row_bytes(type, n);
           std::vector<uint8_t> want(bytes, 0xcd), got(bytes, 0xcd);

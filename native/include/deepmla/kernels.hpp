@@ -10,7 +10,9 @@
 
 namespace deepmla {
 
-enum class Isa : int { SCALAR = 0, AVX2 = 1, AVX512 = 2, AVX512_VNNI = 3, AVX512_BF16 = 4 };
+// AMX: AVX512_BF16 plus Intel's tile unit (AMX-TILE, AMX-BF16), with the OS's permission
+// to use tile data (Linux arch_prctl, requested once at detection).
+enum class Isa : int { SCALAR = 0, AVX2 = 1, AVX512 = 2, AVX512_VNNI = 3, AVX512_BF16 = 4, AMX = 5 };
 
 const char* isa_name(Isa isa);
 // Parses isa_name()'s spelling; false (and *out untouched) for anything else.
@@ -34,18 +36,30 @@ struct MatmulKernel {
   Isa isa;
   const char* name;
   MatmulFn fn;
+  // The rows fn reads: the weight type's vec_dot_type, or BF16 for the AMX GEMMs.
+  TensorType act_type;
+  // Fewest activation rows this variant is dispatched for (1: any).
+  int64_t min_rows;
 };
 
-// The best variant for the weight type at the active ISA (scalar always exists for
-// F32, F16, BF16, Q8_0, Q6_0, Q8_KV; other types throw UNSUPPORTED).
-const MatmulKernel& matmul_kernel(TensorType weight_type);
+// The best variant for the weight type at the active ISA for n_rows activation rows
+// (scalar always exists for F32, F16, BF16, Q8_0, Q6_0, Q8_KV; other types throw
+// UNSUPPORTED). The default serves any n: callers that convert activations once for
+// calls of different n (the attention's cache rows) take that one.
+const MatmulKernel& matmul_kernel(TensorType weight_type, int64_t n_rows = 1);
+// Bytes between the activation rows of k values that kernel reads (its act_type's row,
+// padded off a multiple of 4 KiB for the tile kernels), and the largest of these over
+// every variant of the weight type the machine has: a buffer laid out with it serves
+// whichever variant the active ISA and n pick.
+size_t activation_stride(const MatmulKernel& kernel, int64_t k);
+size_t matmul_activation_stride(TensorType weight_type, int64_t k);
 // Every registered variant the machine can run at the active ISA (so DEEPMLA_ISA=scalar
 // runs no SIMD code at all), lowest ISA first, for tests and benchmarks.
 std::vector<MatmulKernel> matmul_kernels(TensorType weight_type);
 std::vector<MatmulKernel> all_matmul_kernels();
 
-// Activation conversion: one row of n floats into a vec_dot_type row (Q8_0, Q8_KV, or an
-// F32 copy). Every variant writes exactly the bytes the format's scalar quantize_row
+// Activation conversion: one row of n floats into an activation row (Q8_0, Q8_KV, BF16,
+// or an F32 copy). Every variant writes exactly the bytes the format's scalar quantize_row
 // writes, so results never depend on the ISA that converted the activations.
 using QuantizeRowFn = void (*)(const float* src, void* dst, int64_t n);
 

@@ -13,6 +13,10 @@
 #elif defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace deepmla {
 
@@ -50,6 +54,19 @@ uint64_t xgetbv0() {
 
 bool bit(uint32_t reg, int n) { return (reg >> n) & 1u; }
 
+// Linux hands out the 8 KiB of tile data state per process, on request (kernel 5.16+):
+// without it the first tile instruction faults. The request fails where a thread's
+// sigaltstack is too small for the larger signal frame, or on older kernels; then the
+// CPU's AMX stays unused.
+bool request_tile_data() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 Isa detect() {
 #if defined(DEEPMLA_EMULATE_AVX512)
   return Isa::AVX512_BF16;  // a test build whose AVX512 files run under SIMDe (CMakeLists.txt)
@@ -76,8 +93,11 @@ Isa detect() {
   // Leaf 7 ECX bit 11: AVX512_VNNI.
   if (!bit(l7.ecx, 11)) return Isa::AVX512;
   // Leaf 7 subleaf 1 EAX bit 5: AVX512_BF16 (its files are also built with -mavx512vnni).
-  if (l7.eax >= 1 && bit(cpuid(7, 1).eax, 5)) return Isa::AVX512_BF16;
-  return Isa::AVX512_VNNI;
+  if (!(l7.eax >= 1 && bit(cpuid(7, 1).eax, 5))) return Isa::AVX512_VNNI;
+  // Leaf 7 EDX: 22 AMX-BF16, 24 AMX-TILE; XCR0 17 XTILECFG, 18 XTILEDATA.
+  const bool amx = bit(l7.edx, 22) && bit(l7.edx, 24) && (xcr0 & 0x60000) == 0x60000;
+  if (amx && request_tile_data()) return Isa::AMX;
+  return Isa::AVX512_BF16;
 #endif
 }
 
@@ -104,12 +124,13 @@ const char* isa_name(Isa isa) {
     case Isa::AVX512: return "avx512";
     case Isa::AVX512_VNNI: return "avx512vnni";
     case Isa::AVX512_BF16: return "avx512bf16";
+    case Isa::AMX: return "amx";
   }
   return "unknown";
 }
 
 bool isa_from_name(const char* name, Isa* out) {
-  for (int i = 0; i <= int(Isa::AVX512_BF16); ++i) {
+  for (int i = 0; i <= int(Isa::AMX); ++i) {
     if (std::strcmp(name, isa_name(Isa(i))) == 0) {
       *out = Isa(i);
       return true;

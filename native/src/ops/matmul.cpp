@@ -1,6 +1,7 @@
-// y = W x through the kernel registry: activations are converted once to the weight's
-// vec_dot_type, then weight rows are split across threads. W may be 3-D (one matrix per
-// head, e.g. attn_k_b), with x [K, nHead, nTokens] -> y [M, nHead, nTokens].
+// y = W x through the kernel registry: activations are converted once to what the chosen
+// variant reads (the weight's vec_dot_type, or bf16 for an AMX GEMM), then weight rows
+// are split across threads. W may be 3-D (one matrix per head, e.g. attn_k_b), with
+// x [K, nHead, nTokens] -> y [M, nHead, nTokens].
 #include <algorithm>
 
 #include "deepmla/kernels.hpp"
@@ -43,8 +44,11 @@ namespace {
 
 void run_matmul(const CompiledOp& op, ExecState& st) {
   const Tensor &w = *op.in[0], &x = *op.in[1], &y = *op.out[0];
-  const MatmulShape s = shape_of(op);
-  const QuantizeRowFn quantize = activation_quantizer(type_traits(w.desc.type).vec_dot_type);
+  MatmulShape s = shape_of(op);
+  // Micro-batches of 16+ rows may take a GEMM over other activations (AMX: bf16 rows).
+  const MatmulKernel& kernel = matmul_kernel(w.desc.type, s.n);
+  s.x_row_bytes = activation_stride(kernel, s.k);
+  const QuantizeRowFn quantize = activation_quantizer(kernel.act_type);
   uint8_t* xq = st.shared_scratch;
   // Convert activations: row (b, i) lands at xq + (b * n + i) * x_row_bytes.
   const int64_t total = s.batch * s.n;
@@ -56,7 +60,6 @@ void run_matmul(const CompiledOp& op, ExecState& st) {
       quantize(src, xq + size_t(b * s.n + i) * s.x_row_bytes, s.k);
     }
   });
-  const MatmulKernel& kernel = matmul_kernel(w.desc.type);
   const int64_t chunk = matmul_row_chunk(s.m, s.n, st.pool->size());
   const size_t y_stride = size_t((s.batch == 1 ? y.desc.nb[1] : y.desc.nb[2]) / 4);
   if (s.n <= kGemvMaxN) {
@@ -117,7 +120,7 @@ void bind_matmul(CompiledOp& op, const Context& context, int64_t) {
   }
   if (s.x_row_bytes == 0) op_error(op, "row length is not a whole number of blocks");
   matmul_kernel(w.desc.type);  // throws UNSUPPORTED for a type without kernels
-  op.shared_scratch = size_t(s.batch * s.n) * s.x_row_bytes;
+  op.shared_scratch = size_t(s.batch * s.n) * matmul_activation_stride(w.desc.type, s.k);
   op.run = run_matmul;
 }
 

@@ -82,7 +82,7 @@ struct MoeLayout {
 };
 
 MoeLayout moe_layout(const CompiledOp& op) {
-  const Tensor &x = *op.in[0], &ids = *op.in[1], &gate = *op.in[3], &down = *op.in[5];
+  const Tensor &x = *op.in[0], &ids = *op.in[1], &gate = *op.in[3], &up = *op.in[4], &down = *op.in[5];
   MoeLayout l;
   l.d = x.desc.ne[0];
   l.f = gate.desc.ne[1];
@@ -90,8 +90,9 @@ MoeLayout moe_layout(const CompiledOp& op) {
   l.n_used = ids.desc.ne[0];
   l.n_tokens = x.desc.ne[1];
   l.slots = l.n_used * l.n_tokens;
-  l.xq_row = row_bytes(type_traits(gate.desc.type).vec_dot_type, l.d);
-  l.hq_row = row_bytes(type_traits(down.desc.type).vec_dot_type, l.f);
+  // Room for the activations of whichever variant runs (moe_kernels).
+  l.xq_row = std::max(matmul_activation_stride(gate.desc.type, l.d), matmul_activation_stride(up.desc.type, l.d));
+  l.hq_row = matmul_activation_stride(down.desc.type, l.f);
   auto align = [](size_t v) { return (v + 63) / 64 * 64; };
   size_t at = 0;
   l.xq = at, at += align(size_t(l.n_tokens) * l.xq_row);
@@ -102,6 +103,20 @@ MoeLayout moe_layout(const CompiledOp& op) {
   l.down = at, at += align(size_t(l.slots * l.d) * 4);
   l.total = at;
   return l;
+}
+
+struct MoeKernels {
+  const MatmulKernel *gate, *up, *down;
+};
+
+// Chosen by the micro-batch's size, not each expert's share of it: the activations are
+// converted once for all experts. Gate and up read the same rows, so they fall back to
+// the variants for any n together when their choices read different activations.
+MoeKernels moe_kernels(const Tensor& gate, const Tensor& up, const Tensor& down, int64_t n_tokens) {
+  MoeKernels k{&matmul_kernel(gate.desc.type, n_tokens), &matmul_kernel(up.desc.type, n_tokens),
+               &matmul_kernel(down.desc.type, n_tokens)};
+  if (k.gate->act_type != k.up->act_type) k.gate = &matmul_kernel(gate.desc.type), k.up = &matmul_kernel(up.desc.type);
+  return k;
 }
 
 void run_moe_ffn(const CompiledOp& op, ExecState& st) {
@@ -130,10 +145,12 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
     }
 
   // 1. Convert each token's activations once, then gather them in expert order.
-  const QuantizeRowFn quantize_x = activation_quantizer(type_traits(gate.desc.type).vec_dot_type);
+  const MoeKernels kernels = moe_kernels(gate, up, down, l.n_tokens);
+  const QuantizeRowFn quantize_x = activation_quantizer(kernels.gate->act_type);
+  const size_t x_bytes = row_bytes(kernels.gate->act_type, l.d);
   st.pool->parallel_for(l.n_tokens, [&](int64_t t, int) { quantize_x(x.ptr<float>(t), base + l.xq + size_t(t) * l.xq_row, l.d); });
   st.pool->parallel_for(l.slots, [&](int64_t p, int) {
-    std::memcpy(base + l.xg + size_t(p) * l.xq_row, base + l.xq + size_t(token_of[size_t(p)]) * l.xq_row, l.xq_row);
+    std::memcpy(base + l.xg + size_t(p) * l.xq_row, base + l.xq + size_t(token_of[size_t(p)]) * l.xq_row, x_bytes);
   });
 
   // 2. Gate and up projections, expert by expert, rows split across threads.
@@ -155,8 +172,7 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
     return tasks;
   };
   const std::vector<Task> ffn_tasks = make_tasks(l.f);
-  const MatmulKernel& k_gate = matmul_kernel(gate.desc.type);
-  const MatmulKernel& k_up = matmul_kernel(up.desc.type);
+  const MatmulKernel &k_gate = *kernels.gate, &k_up = *kernels.up;
   float* g = reinterpret_cast<float*>(base + l.gate);
   float* u = reinterpret_cast<float*>(base + l.up);
   st.pool->parallel_for(int64_t(ffn_tasks.size()), [&](int64_t i, int) {
@@ -170,7 +186,7 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
   });
 
   // 3. SwiGLU, converted for the down projection.
-  const QuantizeRowFn quantize_h = activation_quantizer(type_traits(down.desc.type).vec_dot_type);
+  const QuantizeRowFn quantize_h = activation_quantizer(kernels.down->act_type);
   const SwigluRowFn swiglu = swiglu_kernel().fn;
   st.pool->parallel_for(l.slots, [&](int64_t p, int thread) {
     float* gp = g + p * l.f;
@@ -180,7 +196,7 @@ void run_moe_ffn(const CompiledOp& op, ExecState& st) {
 
   // 4. Down projection.
   const std::vector<Task> down_tasks = make_tasks(l.d);
-  const MatmulKernel& k_down = matmul_kernel(down.desc.type);
+  const MatmulKernel& k_down = *kernels.down;
   float* dn = reinterpret_cast<float*>(base + l.down);
   st.pool->parallel_for(int64_t(down_tasks.size()), [&](int64_t i, int) {
     const Task& t = down_tasks[size_t(i)];
@@ -251,7 +267,8 @@ void bind_moe_ffn(CompiledOp& op, const Context&, int64_t n_tokens) {
     op_error(op, "ffn_gate_exps and ffn_up_exps need the same activation type");
   for (const Tensor* w : {&gate, &up, &down}) matmul_kernel(w->desc.type);
   const MoeLayout l = moe_layout(op);
-  if (l.xq_row == 0 || l.hq_row == 0) op_error(op, "row length is not a whole number of blocks");
+  if (row_bytes(type_traits(gate.desc.type).vec_dot_type, d) == 0 || row_bytes(type_traits(down.desc.type).vec_dot_type, f) == 0)
+    op_error(op, "row length is not a whole number of blocks");
   op.shared_scratch = l.total;
   op.run = run_moe_ffn;
 }

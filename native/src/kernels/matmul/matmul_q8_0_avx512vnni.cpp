@@ -6,18 +6,11 @@
 #include "kernels/matmul/block_gemv_avx512vnni.hpp"
 #include "kernels/matmul/block_panel_avx512vnni.hpp"
 #include "kernels/matmul/block_tile_avx512vnni.hpp"
+#include "kernels/matmul/block_weights.hpp"
 
 namespace deepmla::kernels {
 
 namespace {
-struct Q8_0Weights {
-  using Block = formats::BlockQ8_0;
-  static constexpr int kOffset = 128;
-  static __m256i unsigned_values(const Block* b) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs));
-    return _mm256_xor_si256(q, _mm256_set1_epi8(char(0x80)));
-  }
-};
 
 template <int R, int C>
 void tile(int64_t k, const uint8_t* w, size_t wb, const uint8_t* x, size_t xb, float* y, size_t ys) {

@@ -82,10 +82,11 @@ struct PanelScratch {
 // (Zen5, 1 thread, k = 2048, n = 48: 208 GMAC/s with the weights in cache, 130 from DRAM).
 class PanelPrefetcher {
  public:
-  // `steps`: how many step() calls the current panel's tiles will make.
-  void reset(const uint8_t* w, size_t row_bytes, int rows, int64_t steps) {
+  // `steps`: how many step() calls the current panel's tiles will make; `span`: the bytes
+  // of each row the panel reads (a k slice of it; the whole row by default).
+  void reset(const uint8_t* w, size_t row_bytes, int rows, int64_t steps, size_t span = 0) {
     w_ = w, row_bytes_ = row_bytes, rows_ = rows, row_ = 0, line_ = 0;
-    lines_per_row_ = int64_t((row_bytes + 127) / 64);  // a row need not start on a line
+    lines_per_row_ = int64_t(((span ? span : row_bytes) + 127) / 64);  // a row need not start on a line
     const int64_t total = lines_per_row_ * rows;
     per_step_ = steps > 0 ? (total + steps - 1) / steps : total;
   }
