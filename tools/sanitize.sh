@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `npm run test:sanitize [-- jest args]`: the C++ tests and the jest suite against an
 # ASan + UBSan build of the addon (DEEPMLA_SANITIZE, gcc's runtimes) in build-asan/.
-# - The C++ test binary runs once with LeakSanitizer on, then at every ISA level from
-#   test/native.test.ts (DEEPMLA_NATIVE_TEST).
+# - The C++ test binary runs once with LeakSanitizer on (at the detected level, every
+#   variant), then from test/native.test.ts (DEEPMLA_NATIVE_TEST) at one lower level.
 # - node itself is not instrumented: libasan is LD_PRELOADed into it, and leak detection
 #   is off there (detect_leaks=0) because V8 and node keep allocations alive at exit that
 #   LeakSanitizer would report. Memory errors and undefined behaviour abort the run.
-# - DEEPMLA_SANITIZED=1 lets slow suites run a subset (test/forward.test.ts: every mode
-#   with an f16 and a q8_KV cache, the long fixture in one mode; test/fuzz-gguf.test.ts: a
-#   fifth of its rounds).
+# - DEEPMLA_SANITIZED=1 lets slow suites run a subset (test/native.test.ts: one level;
+#   test/forward.test.ts: every mode with an f16 and a q8_KV cache, the long fixture in
+#   one mode; test/fuzz-gguf.test.ts: a fifth of its rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
