@@ -33,6 +33,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/amx_util.hpp"
 #include "kernels/bf16_util.hpp"
 #include "kernels/matmul/avx512_util.hpp"
 #include "kernels/matmul/block_weights.hpp"
@@ -70,20 +71,11 @@ inline AmxPlan amx_plan(int64_t nb, int64_t n) {
   return {chunk, (nb + slices - 1) / slices};
 }
 
-// ldtilecfg's 64-byte operand: palette 1, then bytes per row and rows of each tile.
-struct alignas(64) AmxTileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Tile registers: C 0-3 (weight panel i, token group j at 2i + j), A 4-5, B 6-7.
 inline void amx_configure() {
   AmxTileConfig config;
-  for (int t = 0; t < 8; ++t) config.colsb[t] = 64, config.rows[t] = kAmxRows;
-  _tile_loadconfig(&config);
+  for (int t = 0; t < 8; ++t) config.tile(t, kAmxRows);
+  config.load();
 }
 
 // Per-thread buffers, grown on demand and kept: a call allocates nothing in steady state.
