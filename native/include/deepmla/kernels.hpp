@@ -10,7 +10,7 @@
 
 namespace deepmla {
 
-// AMX: AVX512_BF16 plus Intel's tile unit (AMX-TILE, AMX-BF16), with the OS's permission
+// AMX: AVX512_BF16 plus Intel's tile unit (AMX-TILE, AMX-BF16, AMX-INT8), with the OS's permission
 // to use tile data (Linux arch_prctl, requested once at detection).
 enum class Isa : int { SCALAR = 0, AVX2 = 1, AVX512 = 2, AVX512_VNNI = 3, AVX512_BF16 = 4, AMX = 5 };
 

@@ -94,8 +94,8 @@ Isa detect() {
   if (!bit(l7.ecx, 11)) return Isa::AVX512;
   // Leaf 7 subleaf 1 EAX bit 5: AVX512_BF16 (its files are also built with -mavx512vnni).
   if (!(l7.eax >= 1 && bit(cpuid(7, 1).eax, 5))) return Isa::AVX512_VNNI;
-  // Leaf 7 EDX: 22 AMX-BF16, 24 AMX-TILE; XCR0 17 XTILECFG, 18 XTILEDATA.
-  const bool amx = bit(l7.edx, 22) && bit(l7.edx, 24) && (xcr0 & 0x60000) == 0x60000;
+  // Leaf 7 EDX: 22 AMX-BF16, 24 AMX-TILE, 25 AMX-INT8; XCR0 17 XTILECFG, 18 XTILEDATA.
+  const bool amx = bit(l7.edx, 22) && bit(l7.edx, 24) && bit(l7.edx, 25) && (xcr0 & 0x60000) == 0x60000;
   if (amx && request_tile_data()) return Isa::AMX;
   return Isa::AVX512_BF16;
 #endif

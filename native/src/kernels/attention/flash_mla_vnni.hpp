@@ -167,7 +167,22 @@ struct FloatValues {
   }
 };
 
-template <class Cache, class Values>
+// The scores policy of the AVX512-VNNI variants: each chunk's quants staged unsigned, then
+// score_tile_vnni (flash_mla_amx_scores.hpp has the AMX one).
+template <class Cache>
+struct VnniScores {
+  static void chunk(const FlashMlaArgs& a, const uint8_t* panels, int64_t nb, const uint8_t* rows, int64_t n,
+                    uint8_t* ku, float* kd, float* s) {
+    stage_chunk<Cache>(rows, a.k_row_bytes, n, nb, ku, kd);
+    for (int64_t g = 0; g * 16 < a.n_rows; ++g) {
+      const int panel_rows = int(std::min<int64_t>(16, a.n_rows - 16 * g));
+      for (int64_t j = 0; j < n; j += kVnniScoreKeys)
+        score_tile_vnni(panels + size_t(g * nb) * kQueryPanelBlockBytes, nb, ku, kd, j, panel_rows, s + 16 * g * kC);
+    }
+  }
+};
+
+template <class Cache, class Values, class Scores = VnniScores<Cache>>
 void flash_mla_run_vnni(const FlashMlaArgs& a) {
   const FlashMlaLayout lay = flash_mla_layout(a.dk, a.n_rows);
   uint8_t* values = a.scratch + lay.k;
@@ -176,7 +191,7 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
   uint8_t* panels = a.scratch + lay.q8;
   uint8_t* ku = a.scratch + lay.ku;
   float* kd = reinterpret_cast<float*>(a.scratch + lay.kd);
-  const int64_t nb = a.dk / 32, R = a.n_rows, groups = (R + 15) / 16;
+  const int64_t nb = a.dk / 32, R = a.n_rows;
   int64_t end = a.j0;
   for (int64_t r = 0; r < R; ++r) end = std::max(end, std::min(a.j1, a.visible[r]));
   if (end <= a.j0) return;
@@ -184,14 +199,8 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
   for (int64_t c0 = a.j0; c0 < end; c0 += kC) {
     const int64_t n = std::min(kC, end - c0);
     const uint8_t* rows = a.k + size_t(c0) * a.k_row_bytes;
-    stage_chunk<Cache>(rows, a.k_row_bytes, n, nb, ku, kd);
+    Scores::chunk(a, panels, nb, rows, n, ku, kd, s);
     Values::stage(a, rows, n, values);
-    for (int64_t g = 0; g < groups; ++g) {
-      const int panel_rows = int(std::min<int64_t>(16, R - 16 * g));
-      for (int64_t j = 0; j < n; j += kVnniScoreKeys)
-        score_tile_vnni(panels + size_t(g * nb) * kQueryPanelBlockBytes, nb, ku, kd, j, panel_rows,
-                        s + 16 * g * kC);
-    }
     Values::accumulate(a, c0, n, s, f, values);
   }
 }
