@@ -3,7 +3,7 @@
 // integer dot per 32-value block as score_tile_vnni, by tdpbssd (signed x signed, so the
 // cache's quants need no shift to unsigned and no staging), then the same f32 steps:
 // acc = fma(float(dot), d_q d_k, acc), block after block. So the scores are bit for bit
-// those of the VNNI variants.
+// those of the VNNI variants, by construction.
 //
 // Per 16 cache rows (keys) and 16 query rows, per block b:
 //   A = the keys' 32 quants of block b, read in place from the cache (rows k_row_bytes
