@@ -139,3 +139,41 @@ static inline simde__m256i deepmla_emu_mm256_maskz_loadu_epi16(uint32_t k, const
   return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(r));
 }
 #define _mm256_maskz_loadu_epi16(k, p) deepmla_emu_mm256_maskz_loadu_epi16(k, p)
+
+// VPCMPUD (greater than): bit i set where lane i of a > lane i of b, unsigned.
+static inline uint16_t deepmla_emu_cmpgt_epu32_mask(simde__m512i a, simde__m512i b) {
+  uint32_t x[16], y[16];
+  simde_mm512_storeu_si512(x, a);
+  simde_mm512_storeu_si512(y, b);
+  uint16_t k = 0;
+  for (int i = 0; i < 16; ++i) k = uint16_t(k | (x[i] > y[i] ? 1u << i : 0u));
+  return k;
+}
+#define _mm512_cmpgt_epu32_mask(a, b) deepmla_emu_cmpgt_epu32_mask(a, b)
+
+// VPMOVDW: the low 16 bits of each of the 16 int32 lanes (truncation, no saturation).
+static inline simde__m256i deepmla_emu_cvtepi32_epi16(simde__m512i a) {
+  uint32_t v[16];
+  uint16_t r[16];
+  simde_mm512_storeu_si512(v, a);
+  for (int i = 0; i < 16; ++i) r[i] = uint16_t(v[i] & 0xffff);
+  return simde_mm256_loadu_si256(reinterpret_cast<const simde__m256i*>(r));
+}
+#define _mm512_cvtepi32_epi16(a) deepmla_emu_cvtepi32_epi16(a)
+
+// Dwords whose mask bit is clear are zero and not read (faults suppressed).
+static inline simde__m512i deepmla_emu_maskz_loadu_epi32(uint16_t k, const void* p) {
+  int32_t r[16];
+  for (int i = 0; i < 16; ++i) r[i] = (k >> i) & 1 ? static_cast<const int32_t*>(p)[i] : 0;
+  return simde_mm512_loadu_si512(r);
+}
+#define _mm512_maskz_loadu_epi32(k, p) deepmla_emu_maskz_loadu_epi32(k, p)
+
+// Only the words whose mask bit is set are written.
+static inline void deepmla_emu_mm256_mask_storeu_epi16(void* p, uint16_t k, simde__m256i a) {
+  int16_t v[16];
+  simde_mm256_storeu_si256(reinterpret_cast<simde__m256i*>(v), a);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) static_cast<int16_t*>(p)[i] = v[i];
+}
+#define _mm256_mask_storeu_epi16(p, k, a) deepmla_emu_mm256_mask_storeu_epi16(p, k, a)
