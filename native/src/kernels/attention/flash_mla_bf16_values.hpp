@@ -119,6 +119,8 @@ void accumulate_tail_bf16(int64_t rem, const float* p, const float* f, const uin
 template <class Cache>
 struct Bf16Values {
   static constexpr int kRows = 8;  // 8 rows x 2 registers = 16 accumulators
+  static void begin(const FlashMlaArgs&, uint8_t*) {}
+  static void finish(const FlashMlaArgs&, uint8_t*) {}
   static void stage(const FlashMlaArgs& a, const uint8_t* rows, int64_t n, uint8_t* region) {
     stage_values_bf16<Cache>(rows, a.k_row_bytes, n, a.dv, vt_of(region), vd_of(a, region));
   }

@@ -159,6 +159,8 @@ inline void score_tile_vnni(const uint8_t* panel, int64_t nb, const uint8_t* ku,
 // (flash_mla_bf16_values.hpp has the AVX512-BF16 one). `region` is the layout's k region.
 template <ConvertFn ConvertV>
 struct FloatValues {
+  static void begin(const FlashMlaArgs&, uint8_t*) {}
+  static void finish(const FlashMlaArgs&, uint8_t*) {}
   static void stage(const FlashMlaArgs& a, const uint8_t* rows, int64_t n, uint8_t* region) {
     ConvertV(rows, a.k_row_bytes, n, a.dv, reinterpret_cast<float*>(region));  // [kC][dv] f32
   }
@@ -196,6 +198,7 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
   for (int64_t r = 0; r < R; ++r) end = std::max(end, std::min(a.j1, a.visible[r]));
   if (end <= a.j0) return;
   pack_query_panels(a, nb, panels);
+  Values::begin(a, values);
   for (int64_t c0 = a.j0; c0 < end; c0 += kC) {
     const int64_t n = std::min(kC, end - c0);
     const uint8_t* rows = a.k + size_t(c0) * a.k_row_bytes;
@@ -203,6 +206,7 @@ void flash_mla_run_vnni(const FlashMlaArgs& a) {
     Values::stage(a, rows, n, values);
     Values::accumulate(a, c0, n, s, f, values);
   }
+  Values::finish(a, values);  // a policy may hold the last chunk's P V back until here
 }
 
 }  // namespace
