@@ -25,7 +25,8 @@ echo "== fuzz: $seconds s"
 # -rss_limit_mb / -malloc_limit_mb: a claimed count that allocates before checking is a bug.
 # -timeout: a single input taking seconds is a hang (e.g. a loop over a claimed count).
 set +e
-nice -n 5 "./$out/deepmla_fuzz_gguf" "$out/corpus" "$out/seeds" \
+# native/fuzz/regressions: inputs that once failed, run first like every seed.
+nice -n 5 "./$out/deepmla_fuzz_gguf" "$out/corpus" "$out/seeds" native/fuzz/regressions \
   -dict=native/fuzz/gguf.dict -max_total_time="$seconds" -max_len=65536 \
   -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -print_final_stats=1 \
   -artifact_prefix="$out/" >"$out/last-run.log" 2>&1

@@ -69,20 +69,33 @@ void check_shape(const WeightView& w, std::vector<int64_t> expected) {
   }
 }
 
+// The attention dimensions the derivations take come from the file's keys: each must be
+// positive (a u32 key past INT_MAX arrives negative).
+void check_attention_dims(int n_layer, int n_head, int nope, int v_dim, int kv_lora) {
+  if (n_layer < 1 || n_head < 1 || nope < 1 || v_dim < 1 || kv_lora < 1)
+    fail(codes::kGgufBadValue, "attention dimensions must be positive: layers " + std::to_string(n_layer) +
+                                   ", heads " + std::to_string(n_head) + ", nope " + std::to_string(nope) +
+                                   ", v " + std::to_string(v_dim) + ", kv_lora " + std::to_string(kv_lora));
+}
+
 }  // namespace
 
 int Model::derive_split_layout(int n_layer, int n_head, int nope, int v_dim, int kv_lora) {
+  check_attention_dims(n_layer, n_head, nope, v_dim, kv_lora);
   int created = 0;
+  // kv_b's rows per head, in 64 bits: the dimensions come from the file (int + int overflowed
+  // on a fuzzed header).
+  const int64_t head_rows = int64_t(nope) + v_dim;
   for (int il = 0; il < n_layer; ++il) {
     const std::string prefix = "blk." + std::to_string(il) + ".";
     if (find(prefix + "attn_k_b.weight") && find(prefix + "attn_v_b.weight")) continue;
     const WeightView& kv_b = require(prefix + "attn_kv_b.weight");
-    check_shape(kv_b, {kv_lora, int64_t(n_head) * (nope + v_dim)});
+    check_shape(kv_b, {kv_lora, int64_t(n_head) * head_rows});
     const TensorType type = kv_b.type == TensorType::F32 ? TensorType::F32 : TensorType::F16;
     const std::vector<float> src = dequantize(kv_b);
     std::vector<float> k_b(size_t(n_head) * kv_lora * nope), v_b(size_t(n_head) * v_dim * kv_lora);
     for (int h = 0; h < n_head; ++h) {
-      const float* head = src.data() + size_t(h) * (nope + v_dim) * kv_lora;
+      const float* head = src.data() + size_t(h) * size_t(head_rows) * size_t(kv_lora);
       // k_b[h][c][n] = kv_b[h * (nope + v) + n][c]: rows of k_b run over nope.
       for (int n = 0; n < nope; ++n)
         for (int c = 0; c < kv_lora; ++c) k_b[(size_t(h) * kv_lora + c) * nope + n] = head[size_t(n) * kv_lora + c];
@@ -97,7 +110,9 @@ int Model::derive_split_layout(int n_layer, int n_head, int nope, int v_dim, int
 }
 
 int Model::derive_legacy_layout(int n_layer, int n_head, int nope, int v_dim, int kv_lora) {
+  check_attention_dims(n_layer, n_head, nope, v_dim, kv_lora);
   int created = 0;
+  const int64_t head_rows = int64_t(nope) + v_dim;  // in 64 bits, as in derive_split_layout
   for (int il = 0; il < n_layer; ++il) {
     const std::string prefix = "blk." + std::to_string(il) + ".";
     if (find(prefix + "attn_kv_b.weight")) continue;
@@ -107,14 +122,14 @@ int Model::derive_legacy_layout(int n_layer, int n_head, int nope, int v_dim, in
     check_shape(v_b, {kv_lora, v_dim, n_head});
     const TensorType type = k_b.type == TensorType::F32 && v_b.type == TensorType::F32 ? TensorType::F32 : TensorType::F16;
     const std::vector<float> k = dequantize(k_b), v = dequantize(v_b);
-    std::vector<float> kv_b(size_t(n_head) * (nope + v_dim) * kv_lora);
+    std::vector<float> kv_b(size_t(n_head) * size_t(head_rows) * size_t(kv_lora));
     for (int h = 0; h < n_head; ++h) {
-      float* head = kv_b.data() + size_t(h) * (nope + v_dim) * kv_lora;
+      float* head = kv_b.data() + size_t(h) * size_t(head_rows) * size_t(kv_lora);
       for (int n = 0; n < nope; ++n)
         for (int c = 0; c < kv_lora; ++c) head[size_t(n) * kv_lora + c] = k[(size_t(h) * kv_lora + c) * nope + n];
       std::memcpy(head + size_t(nope) * kv_lora, &v[size_t(h) * v_dim * kv_lora], sizeof(float) * v_dim * kv_lora);
     }
-    add_derived(prefix + "attn_kv_b.weight", type, {kv_lora, int64_t(n_head) * (nope + v_dim)}, encode(kv_b, type));
+    add_derived(prefix + "attn_kv_b.weight", type, {kv_lora, int64_t(n_head) * head_rows}, encode(kv_b, type));
     created += 1;
   }
   return created;
