@@ -1,6 +1,6 @@
 #pragma once
 // Tile configuration for the AMX kernels (files *_amx.cpp, built with -mamx-tile
-// -mamx-bf16): ldtilecfg's 64-byte operand and a helper that fills it.
+// -mamx-bf16 -mamx-int8): ldtilecfg's 64-byte operand and a helper that fills it.
 // Internal linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 

@@ -19,12 +19,13 @@
 // bf16 the scale is folded into the weights. The activations lose less in bf16
 // (8 significant bits per value) than in Q8_0 (8 bits per 32-value block).
 //
-// Tile loads are the limit: one 1 KiB load per tdpbf16ps halves the tile unit's rate
-// (Sapphire Rapids class, 2.0 GHz: ~490 GMAC/s without loads, ~250 with; 2 x 2 is the
-// most reuse 8 registers allow).
+// With hundreds of rows the tile loads are the limit: one 1 KiB load per tdpbf16ps halves
+// the tile unit's rate (Sapphire Rapids class, 2.0 GHz: ~490 GMAC/s without loads, ~250
+// with; 2 x 2 is the most reuse 8 registers allow). With a routed expert's ~48 rows the
+// weight conversion is (AmxNextPanel).
 //
 // A format supplies block_weights.hpp's Weights (Block, kOffset, unsigned_values).
-// Compiled only into files built with -mamx-tile -mamx-bf16 (file suffix _amx).
+// Compiled only into files built with the AMX flags (file suffix _amx, CMakeLists.txt).
 // Internal linkage: see kernels/matmul/tiling.hpp.
 #include <immintrin.h>
 
