@@ -4,7 +4,8 @@
  * Token generation against the machine's read bandwidth: bytes of weights one token
  * reads (from the GGUF: every tensor of the absorbed mla 2/3 path, the used fraction of
  * the routed experts, the output matrix), times deepmla's measured tg t/s, divided by
- * the bandwidth of a plain AVX2 read loop over 512 MiB on the same threads. Runs the two
+ * the bandwidth of a plain AVX2 read loop over 512 MiB of 2 MiB pages on the same threads
+ * (the machine's best: 4 KiB pages read slower, see bench/README.md). Runs the two
  * measurements alternately and prints the medians.
  *
  *   cmake --build build --target deepmla_bench_kernels

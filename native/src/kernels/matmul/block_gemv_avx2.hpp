@@ -27,14 +27,24 @@
 namespace deepmla::kernels {
 namespace {
 
-// Ahead of the block being read, into L1: enough stream to cover the memory latency at
-// the per-core bandwidth. On Zen3 (1 thread, 256 MiB of anonymous memory) weight GB/s over
-// a plain read of the same bytes went from ~0.7 (hardware prefetch alone) to ~0.93 at
-// 2 KiB, with 1 and 4 KiB a little worse. On Zen5 (2 threads, ~25 GB/s each, the model's
-// weights in page-cache pages) the stream needs more in flight: tg128 of the 4-layer bench
-// model, 5-6 alternating runs each, 2 KiB 58.0 t/s, 4 KiB 62.3, 8 KiB 62.8-63.6, 16 KiB
-// 60.2. 8 KiB is still well inside L2 and, for the rows of one thread, inside L1.
-constexpr size_t kPrefetchBytes = 8192;
+// Ahead of the block being read, into L2: enough stream to cover the memory latency at
+// the per-core bandwidth. History, each time weight GB/s over a plain read of the same
+// bytes by the same threads:
+//   - Zen3 (1 thread, 4 KiB pages), into L1: ~0.7 with hardware prefetch alone, ~0.93
+//     at 2 KiB, 1 and 4 KiB a little worse.
+//   - Zen5 (2 threads, page-cache pages), into L1, tg128 of the 4-layer bench model:
+//     2 KiB 58.0 t/s, 4 KiB 62.3, 8 KiB 62.8-63.6, 16 KiB 60.2.
+//   - Intel Sapphire Rapids class under KVM (2 threads, n = 1, k = 2048, 2 x 213 MiB of
+//     Q8_0 rows in 2 MiB pages): into L1 the distance matters a lot (0: 0.84, 2 KiB
+//     0.96-0.97, 4 KiB 0.79, 8 KiB 0.73); into L2 hardly (2 KiB 0.98-1.0, 4 KiB 0.98,
+//     8 KiB 0.94-0.95, 12 KiB 0.94-0.95; 4 KiB pages: 0.96-1.14 at 2-12 KiB). An L1 miss
+//     buffer is held until the line arrives, and there are few of them; L2 has more.
+// So: T1 at 4 KiB. The Intel host's tg64 of the bench model, alternating builds: 31.0-31.8
+// -> 36.6 t/s mapped, 31.8 -> 38.5-39.2 with --no-mmap. Zen was measured only into L1,
+// where 4 KiB was within 1% of 8 KiB; remeasure there when a Zen host comes by.
+constexpr size_t kPrefetchBytes = 4096;
+
+inline void prefetch_stream(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1); }
 
 // Lane j of the result = sum of the 8 int32 lanes of p[j].
 inline __m256i reduce_8x8_epi32(const __m256i p[8]) {
@@ -104,11 +114,7 @@ void run_gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
     // horizontal sum per block: the experts' ffn_down rows (k = 1408, 44 blocks) end in 4.
     auto add_group = [&](int64_t b, auto whole, int rem) {
       const char* ahead = reinterpret_cast<const char*>(wb + b) + kPrefetchBytes;
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      _mm_prefetch(ahead + 64, _MM_HINT_T0);
-      _mm_prefetch(ahead + 128, _MM_HINT_T0);
-      _mm_prefetch(ahead + 192, _MM_HINT_T0);
-      _mm_prefetch(ahead + 256, _MM_HINT_T0);  // 8 blocks span at most 5 lines
+      for (int line = 0; line < 5; ++line) prefetch_stream(ahead + 64 * line);  // 8 blocks span at most 5 lines
       __m256i p[8];
       __m128i dw16;
       if constexpr (decltype(whole)::value) {

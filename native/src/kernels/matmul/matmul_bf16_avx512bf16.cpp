@@ -8,7 +8,7 @@
 
 #include "kernels/bf16_util.hpp"
 #include "kernels/matmul/float_panel_avx512.hpp"
-#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes
+#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes, prefetch_stream
 #include "kernels/matmul/avx512_util.hpp"
 #include "kernels/matmul/tiling.hpp"
 
@@ -46,7 +46,7 @@ void gemv_bf16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int6
       const char* ahead = reinterpret_cast<const char*>(wr + j) + kPrefetchBytes;
       DEEPMLA_UNROLL
       for (int v = 0; v < 4; ++v) {
-        _mm_prefetch(ahead + 64 * v, _MM_HINT_T0);
+        prefetch_stream(ahead + 64 * v);
         const __m256i w_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j + 32 * v));
         const __m256i w_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j + 32 * v + 16));
         const __m512bh wv = bf16_bits(_mm512_inserti64x4(_mm512_castsi256_si512(w_lo), w_hi, 1));

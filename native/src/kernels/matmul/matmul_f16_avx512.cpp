@@ -6,7 +6,7 @@
 #include <immintrin.h>
 
 #include "kernels/matmul/avx512_util.hpp"
-#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes
+#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes, prefetch_stream
 #include "kernels/matmul/float_panel_avx512.hpp"
 
 namespace deepmla::kernels {
@@ -22,8 +22,8 @@ void gemv_f16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t j = 0; j < k64; j += 64) {
       const char* ahead = reinterpret_cast<const char*>(wr + j) + kPrefetchBytes;
-      _mm_prefetch(ahead, _MM_HINT_T0);
-      _mm_prefetch(ahead + 64, _MM_HINT_T0);
+      prefetch_stream(ahead);
+      prefetch_stream(ahead + 64);
       DEEPMLA_UNROLL
       for (int v = 0; v < 4; ++v) {
         const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + j + 16 * v)));

@@ -8,6 +8,7 @@
 
 #include "formats/blocks.hpp"
 #include "kernels/matmul/avx2_util.hpp"
+#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes, prefetch_stream
 #include "kernels/matmul/tiling.hpp"
 
 namespace deepmla::kernels {
@@ -73,8 +74,8 @@ void gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r
     const int8_t* wq = reinterpret_cast<const int8_t*>(row) + 8;
     __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int64_t j = 0; j < k128; j += 128) {
-      _mm_prefetch(reinterpret_cast<const char*>(wq + j) + 2048, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(wq + j) + 2048 + 64, _MM_HINT_T0);
+      prefetch_stream(reinterpret_cast<const char*>(wq + j) + kPrefetchBytes);
+      prefetch_stream(reinterpret_cast<const char*>(wq + j) + kPrefetchBytes + 64);
       DEEPMLA_UNROLL
       for (int u = 0; u < 4; ++u) {
         const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + j + 32 * u));

@@ -20,7 +20,7 @@
 
 #include "formats/blocks.hpp"
 #include "kernels/matmul/avx512_util.hpp"
-#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes
+#include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes, prefetch_stream
 #include "kernels/matmul/tiling.hpp"
 
 namespace deepmla::kernels {
@@ -51,7 +51,7 @@ void gemv(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r
     const int8_t* wq = reinterpret_cast<const int8_t*>(row) + 8;
     __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
     for (int64_t j = 0; j < k; j += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(wq + j) + kPrefetchBytes, _MM_HINT_T0);
+      prefetch_stream(reinterpret_cast<const char*>(wq + j) + kPrefetchBytes);
       const __mmask64 mask = quants_mask(k, j);
       const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, wq + j), flip);
       acc[(j / 64) & 1] = _mm512_dpbusd_epi32(acc[(j / 64) & 1], u, _mm512_maskz_loadu_epi8(mask, xq + j));
