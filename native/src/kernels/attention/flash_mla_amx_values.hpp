@@ -146,6 +146,8 @@ struct AmxValues {
         _tile_loadd(0, c, acc_bytes);
         _tile_loadd(1, c + 16, acc_bytes);
         // One A buffer: a tile load copies it, so the second chunk's weights may follow.
+        // The two chunks' products are written out: GCC's _tile_* macros paste the register
+        // number into the asm text, so it must be a literal, not a template parameter.
         weights(a, chunks[0], cb, r0, rows, w);
         const uint8_t* v0 = reinterpret_cast<const uint8_t*>(Bf16Values<Cache>::vt_of(chunks[0].staged)) + cb * 128;
         _tile_loadd(2, w, 64);
