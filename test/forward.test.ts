@@ -95,4 +95,37 @@ describe.each(manifest.fixtures.map((f) => [f.name, f] as [string, Fixture]))('%
     expect(result.klMedian).toBeLessThanOrEqual(fixture.bounds[cacheType].kld_median);
     expect(result.outlierFraction).toBeLessThanOrEqual(fixture.bounds[cacheType].outlier_fraction);
   });
+
+  // With logits for the last token only, the last layer runs its queries, attention,
+  // output projection and FFN for that token alone (queryOffset: it sees the micro-batch's
+  // other rows through the cache). Its logits are the all-logits graph's last row: bit for
+  // bit with f32 weights; with quantized ones the activations are rounded at other points
+  // (mla 3: absorbed instead of decompressed), well within the fixture's bound.
+  (fixture.n_prompt > 512 ? test.skip : test).each(
+    ([0, 1, 2, 3] as const).flatMap((mla) => [false, true].flatMap((fa) => (['f16', 'q8_0'] as const).map((c) => [mla, fa, c] as const))),
+  )('last-token logits equal the last row of all, mla %d, flash %s, %s cache', async (mla, flashAttention, cacheType) => {
+    const prompt = tokens.prompt;
+    const evaluate = async (logits: 'all' | 'last'): Promise<Float32Array> => {
+      const context = await model.createContext({
+        contextSize: prompt.length,
+        threads: 2,
+        batchSize: 16,
+        decompressMinTokens: 2,
+        mla,
+        flashAttention,
+        cacheType,
+      });
+      try {
+        return await context.evaluate(prompt, { logits });
+      } finally {
+        await context.dispose();
+      }
+    };
+    const all = await evaluate('all');
+    const last = await evaluate('last');
+    expect(last.length).toBe(manifest.n_vocab);
+    const result = compareLogits(all.subarray(all.length - manifest.n_vocab), last, manifest.n_vocab);
+    expect(result.finite).toBe(true);
+    expect(result.klMedian).toBeLessThanOrEqual(fixture.bounds[cacheType].kld_median);
+  });
 });

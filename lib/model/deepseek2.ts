@@ -97,18 +97,28 @@ class Deepseek2Graph {
     const { nEmbd, nVocab } = this.c;
     let x = this.g.activation('embd', [nEmbd, this.n]); // [nEmbd, nTokens]
     this.g.op('get_rows', 'token_embd', [this.w('token_embd.weight'), this.g.tokens], [x]);
-    for (let il = 0; il < this.c.nLayer; il++) x = this.block(il, x);
+    // Only the rows that get logits go past the last layer's cache store: its queries,
+    // attention, output projection and FFN run for them alone (llama.cpp's inp_out_ids
+    // starts after the attention; the cache is all the other rows are for).
     const rows = this.spec.allLogits ? this.n : 1;
-    const last = this.g.view(x, 'result_rows', [nEmbd, rows], undefined, (this.n - rows) * nEmbd * 4); // [nEmbd, rows]
-    const normed = this.rmsNorm('output_norm', last, this.w('output_norm.weight')); // [nEmbd, rows]
+    for (let il = 0; il < this.c.nLayer; il++) x = this.block(il, x, il === this.c.nLayer - 1 ? rows : this.n);
+    const normed = this.rmsNorm('output_norm', x, this.w('output_norm.weight')); // [nEmbd, rows]
     const logits = this.matmul('output', this.w('output.weight'), normed); // [nVocab, rows]
     this.g.expectShape('output', logits, [nVocab, rows]);
     return this.g.build(logits, this.spec.measureScratch);
   }
 
-  private block(il: number, x: Tensor): Tensor {
+  /** The micro-batch's last `rows` rows of x [nEmbd, nTokens] (x itself for all of them). */
+  private lastRows(x: Tensor, name: string, rows: number): Tensor {
+    if (rows === x.ne[1]) return x;
+    return this.g.view(x, name, [x.ne[0], rows], undefined, (x.ne[1] - rows) * x.nb[1]);
+  }
+
+  /** One block; its output holds the last `rows` rows of the micro-batch. */
+  private block(il: number, x: Tensor, rows: number): Tensor {
     const p = `blk.${il}.`;
-    const h = this.add(`${p}attn_residual`, x, this.mla(il, this.rmsNorm(`${p}attn_norm`, x, this.w(`${p}attn_norm.weight`))));
+    const attn = this.mla(il, this.rmsNorm(`${p}attn_norm`, x, this.w(`${p}attn_norm.weight`)), rows); // [nEmbd, rows]
+    const h = this.add(`${p}attn_residual`, this.lastRows(x, `${p}residual_rows`, rows), attn);
     const normed = this.rmsNorm(`${p}ffn_norm`, h, this.w(`${p}ffn_norm.weight`));
     const f = il < this.c.nLeadingDense ? this.ffn(`${p}ffn`, normed, '') : this.moe(il, normed);
     return this.add(`${p}ffn_residual`, h, f); // [nEmbd, nTokens]
@@ -126,9 +136,10 @@ class Deepseek2Graph {
   private moe(il: number, x: Tensor): Tensor {
     const p = `blk.${il}.`;
     const c = this.c;
-    const logits = this.matmul(`${p}ffn_gate_inp`, this.w(`${p}ffn_gate_inp.weight`), x); // [nExpert, nTokens]
-    const ids = this.g.activation(`${p}expert_ids`, [c.nExpertUsed, this.n], 'I32'); // [nExpertUsed, nTokens]
-    const weights = this.g.activation(`${p}expert_weights`, [c.nExpertUsed, this.n]); // [nExpertUsed, nTokens]
+    const rows = x.ne[1];
+    const logits = this.matmul(`${p}ffn_gate_inp`, this.w(`${p}ffn_gate_inp.weight`), x); // [nExpert, rows]
+    const ids = this.g.activation(`${p}expert_ids`, [c.nExpertUsed, rows], 'I32'); // [nExpertUsed, rows]
+    const weights = this.g.activation(`${p}expert_weights`, [c.nExpertUsed, rows]); // [nExpertUsed, rows]
     const bias = this.has(`${p}exp_probs_b.bias`) ? [this.w(`${p}exp_probs_b.bias`)] : [];
     this.g.op('moe_route', `${p}gate`, [logits, ...bias], [ids, weights], {
       gating: c.gating === 'sigmoid' ? 2 : 1,
@@ -137,31 +148,41 @@ class Deepseek2Graph {
       nGroup: c.nExpertGroup,
       nGroupUsed: c.nExpertGroupUsed,
     });
-    const routed = this.g.activation(`${p}ffn_moe`, [c.nEmbd, this.n]); // [nEmbd, nTokens]
+    const routed = this.g.activation(`${p}ffn_moe`, [c.nEmbd, rows]); // [nEmbd, rows]
     this.g.op('moe_ffn', `${p}ffn_moe`, [x, ids, weights, this.w(`${p}ffn_gate_exps.weight`), this.w(`${p}ffn_up_exps.weight`), this.w(`${p}ffn_down_exps.weight`)], [routed]);
     if (c.nExpertShared === 0) return routed;
     return this.add(`${p}ffn_moe_out`, routed, this.ffn(`${p}ffn`, x, '_shexp')); // [nEmbd, nTokens]
   }
 
-  /** Multi-head latent attention; returns attn_output's result [nEmbd, nTokens]. */
-  private mla(il: number, x: Tensor): Tensor {
+  /**
+   * Multi-head latent attention: every row of x [nEmbd, nTokens] goes into the cache, the
+   * last `rows` ask; returns attn_output's result [nEmbd, rows].
+   */
+  private mla(il: number, x: Tensor, rows: number): Tensor {
     const p = `blk.${il}.`;
     const { nHead, nopeDim, ropeDim, kvLoraRank, vHeadDim } = this.c;
     const { mode } = this.spec;
     const n = this.n;
     const qk = nopeDim + ropeDim;
+    const xq = this.lastRows(x, `${p}query_rows`, rows); // [nEmbd, rows]
+    const positions = rows === n ? this.g.positions : this.g.view(this.g.positions, `${p}query_positions`, [rows], undefined, (n - rows) * 4);
+    // Attention ops: the queries are the micro-batch's last rows, after queryOffset others.
+    const queryOffset = n - rows;
 
-    let q: Tensor; // [nHead * qk, nTokens]
+    let q: Tensor; // [nHead * qk, rows]
     if (this.c.qLoraRank === undefined) {
-      q = this.matmul(`${p}attn_q`, this.w(`${p}attn_q.weight`), x);
+      q = this.matmul(`${p}attn_q`, this.w(`${p}attn_q.weight`), xq);
     } else {
-      const qa = this.matmul(`${p}attn_q_a`, this.w(`${p}attn_q_a.weight`), x); // [qLoraRank, nTokens]
+      const qa = this.matmul(`${p}attn_q_a`, this.w(`${p}attn_q_a.weight`), xq); // [qLoraRank, rows]
       const qaNorm = this.rmsNorm(`${p}attn_q_a_norm`, qa, this.w(`${p}attn_q_a_norm.weight`));
       q = this.matmul(`${p}attn_q_b`, this.w(`${p}attn_q_b.weight`), qaNorm);
     }
-    const qHeads = this.g.view(q, `${p}q`, [qk, nHead, n]); // [qk, nHead, nTokens]
-    const qNope = this.g.view(q, `${p}q_nope`, [nopeDim, nHead, n], [4, qk * 4, nHead * qk * 4]); // [nope, nHead, nTokens]
-    const qPe = this.g.view(q, `${p}q_pe`, [ropeDim, nHead, n], [4, qk * 4, nHead * qk * 4], nopeDim * 4); // [rope, nHead, nTokens]
+    const qHeads = this.g.view(q, `${p}q`, [qk, nHead, rows]); // [qk, nHead, rows]
+    const qNope = this.g.view(q, `${p}q_nope`, [nopeDim, nHead, rows], [4, qk * 4, nHead * qk * 4]); // [nope, nHead, rows]
+    const qPe = this.g.view(q, `${p}q_pe`, [ropeDim, nHead, rows], [4, qk * 4, nHead * qk * 4], nopeDim * 4); // [rope, nHead, rows]
+    const ropeQ = (name: string, out: Tensor): void => {
+      this.g.op('rope', name, [qPe, positions], [out], { ...ropeParams(this.c) });
+    };
 
     // What the cache keeps: [c ; kPe] per token, c normalised, kPe rotated (one for all heads).
     const row = kvLoraRank + ropeDim;
@@ -184,7 +205,7 @@ class Deepseek2Graph {
 
     if (mode.mla === 0) {
       // Standard attention: decompress per-head keys and values, cache them.
-      this.rope(`${p}q_pe_rope`, qPe, qPe);
+      ropeQ(`${p}q_pe_rope`, qPe);
       const kv = this.matmul(`${p}attn_kv_b`, this.w(`${p}attn_kv_b.weight`), c); // [nHead * (nope + v), nTokens]
       const kvStride = (nopeDim + vHeadDim) * 4;
       const k = this.g.activation(`${p}k`, [qk, nHead, n]); // [qk, nHead, nTokens]
@@ -195,34 +216,34 @@ class Deepseek2Graph {
       const vCache = cache('V');
       this.g.op('kv_store', `${p}k_store`, [k], [kCache]);
       this.g.op('kv_store', `${p}v_store`, [this.g.view(kv, `${p}kv_v`, [vHeadDim, nHead, n], [4, kvStride, nHead * kvStride], nopeDim * 4)], [vCache]);
-      heads = this.g.activation(`${p}kqv`, [vHeadDim, nHead, n]);
-      this.g.op('attn_standard', `${p}attn`, [qHeads, kCache, vCache], [heads], { scale, flash, amb: mode.amb });
+      heads = this.g.activation(`${p}kqv`, [vHeadDim, nHead, rows]);
+      this.g.op('attn_standard', `${p}attn`, [qHeads, kCache, vCache], [heads], { scale, flash, amb: mode.amb, queryOffset });
     } else {
       const kCache = cache('c^KV');
       this.g.op('kv_store', `${p}kv_store`, [this.g.view(kvRow, `${p}kv_row_3d`, [row, 1, n])], [this.g.view(kCache, `${p}c^KV_3d`, [row, 1, kCache.ne[1]], [0, kCache.nb[1], kCache.nb[1]])]);
-      if (mode.mla === 3 && n >= mode.decompressMinTokens) {
+      if (mode.mla === 3 && rows >= mode.decompressMinTokens) {
         // Prompt processing: decompress the cached c with attn_kv_b, then standard attention.
-        this.rope(`${p}q_pe_rope`, qPe, qPe);
-        heads = this.g.activation(`${p}kqv`, [vHeadDim, nHead, n]);
-        this.g.op('attn_decompressed', `${p}attn`, [qHeads, kCache, this.w(`${p}attn_kv_b.weight`)], [heads], { scale, flash, amb: mode.amb });
+        ropeQ(`${p}q_pe_rope`, qPe);
+        heads = this.g.activation(`${p}kqv`, [vHeadDim, nHead, rows]);
+        this.g.op('attn_decompressed', `${p}attn`, [qHeads, kCache, this.w(`${p}attn_kv_b.weight`)], [heads], { scale, flash, amb: mode.amb, queryOffset });
       } else {
         // Absorbed: q_abs = k_b^T q_nope per head, attention over [c ; kPe], then v_b.
-        const qAbs = this.g.activation(`${p}q_abs`, [row, nHead, n]); // [row, nHead, nTokens]
-        this.matmul(`${p}attn_k_b`, this.w(`${p}attn_k_b.weight`), qNope, this.g.view(qAbs, `${p}q_abs_c`, [kvLoraRank, nHead, n], [4, row * 4, nHead * row * 4]));
-        this.rope(`${p}q_pe_rope`, qPe, this.g.view(qAbs, `${p}q_abs_pe`, [ropeDim, nHead, n], [4, row * 4, nHead * row * 4], kvLoraRank * 4));
+        const qAbs = this.g.activation(`${p}q_abs`, [row, nHead, rows]); // [row, nHead, rows]
+        this.matmul(`${p}attn_k_b`, this.w(`${p}attn_k_b.weight`), qNope, this.g.view(qAbs, `${p}q_abs_c`, [kvLoraRank, nHead, rows], [4, row * 4, nHead * row * 4]));
+        ropeQ(`${p}q_pe_rope`, this.g.view(qAbs, `${p}q_abs_pe`, [ropeDim, nHead, rows], [4, row * 4, nHead * row * 4], kvLoraRank * 4));
         const inputs = [qAbs, kCache];
         if (mode.mla === 1 && !mode.flashAttention) {
           const vT = cache('kv^T');
           this.g.op('kv_store_transposed', `${p}kv^T_store`, [c], [vT]);
           inputs.push(vT);
         }
-        const latent = this.g.activation(`${p}kqv_latent`, [kvLoraRank, nHead, n]); // [kvLora, nHead, nTokens]
-        this.g.op('attn_absorbed', `${p}attn`, inputs, [latent], { scale, flash, amb: mode.amb });
-        heads = this.matmul(`${p}attn_v_b`, this.w(`${p}attn_v_b.weight`), latent); // [v, nHead, nTokens]
+        const latent = this.g.activation(`${p}kqv_latent`, [kvLoraRank, nHead, rows]); // [kvLora, nHead, rows]
+        this.g.op('attn_absorbed', `${p}attn`, inputs, [latent], { scale, flash, amb: mode.amb, queryOffset });
+        heads = this.matmul(`${p}attn_v_b`, this.w(`${p}attn_v_b.weight`), latent); // [v, nHead, rows]
       }
     }
-    this.g.expectShape(`${p}attn`, heads, [vHeadDim, nHead, n]);
-    const flat = this.g.view(heads, `${p}kqv_flat`, [vHeadDim * nHead, n]); // [nHead * v, nTokens]
-    return this.matmul(`${p}attn_output`, this.w(`${p}attn_output.weight`), flat); // [nEmbd, nTokens]
+    this.g.expectShape(`${p}attn`, heads, [vHeadDim, nHead, rows]);
+    const flat = this.g.view(heads, `${p}kqv_flat`, [vHeadDim * nHead, rows]); // [nHead * v, rows]
+    return this.matmul(`${p}attn_output`, this.w(`${p}attn_output.weight`), flat); // [nEmbd, rows]
   }
 }

@@ -132,6 +132,7 @@ TensorDesc read_tensor(const Napi::Object& o, const std::string& where) {
   } else if (storage == "input") {
     d.storage = Storage::INPUT;
     d.input = int(int_field(o, "input", where));
+    d.offset = int_field(o, "offset", where);
   } else {
     throw Error(codes::kInvalidGraph, where + ": unknown storage '" + storage + "'");
   }

@@ -111,9 +111,10 @@ void Context::bind_tensor(Tensor& t, const GraphDesc& graph, bool check_arena) c
       return;
     }
     case Storage::INPUT:
-      if (d.type != TensorType::I32 || d.ne[0] != graph.n_tokens || d.ne[1] * d.ne[2] * d.ne[3] != 1 ||
-          (d.input != int(Input::TOKENS) && d.input != int(Input::POSITIONS)))
-        bad_tensor(d, "inputs are i32 [n_tokens] tokens or positions");
+      // The whole input or its last rows (the positions of the last layer's queries).
+      if (d.type != TensorType::I32 || d.ne[0] < 1 || d.ne[0] > graph.n_tokens || d.ne[1] * d.ne[2] * d.ne[3] != 1 ||
+          d.offset != 4 * (graph.n_tokens - d.ne[0]) || (d.input != int(Input::TOKENS) && d.input != int(Input::POSITIONS)))
+        bad_tensor(d, "inputs are i32 tokens or positions: all n_tokens of them or the last rows");
       d.nb = {4, 4 * d.ne[0], 4 * d.ne[0], 4 * d.ne[0]};
       return;
   }
@@ -219,7 +220,8 @@ void Context::evaluate(CompiledGraph& graph, const std::vector<int32_t>& tokens,
       case Storage::ARENA: t->data = arena_.data() + t->desc.offset; break;
       case Storage::CACHE: t->data = caches_[size_t(t->desc.cache)].data() + t->desc.offset; break;
       case Storage::INPUT:
-        t->data = reinterpret_cast<uint8_t*>(t->desc.input == int(Input::TOKENS) ? tokens_.data() : positions_.data());
+        t->data = reinterpret_cast<uint8_t*>(t->desc.input == int(Input::TOKENS) ? tokens_.data() : positions_.data()) +
+                  t->desc.offset;
         break;
     }
   }

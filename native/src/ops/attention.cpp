@@ -1,6 +1,8 @@
 // The three attention ops of DESIGN.md "MLA, concretely". All read keys from the cache
 // (rows [0, n_past + n_tokens) are filled before they run) and mask causally: query t
-// sees cache rows j <= n_past + t.
+// sees cache rows j <= n_past + queryOffset + t, the queries being the micro-batch's last
+// rows (all of them, queryOffset 0, but in the last layer of a graph that needs the last
+// token's logits only).
 //  attn_absorbed     (mla 1, 2, and 3 for small batches): q [576, H, N] against the
 //                    [c ; k_pe] rows; V is the first 512 of each row, or (flash = 0
 //                    only) the V^T cache of mla 1.
@@ -631,22 +633,38 @@ void check_cache_operand(const CompiledOp& op, const Tensor& t, const char* what
   if (t.desc.storage != Storage::CACHE) op_error(op, std::string(what) + " must be a cache view");
 }
 
-void check_q_out(const CompiledOp& op, int64_t n_tokens) {
+// Checks q and out; returns the query rows, the micro-batch's last ones: queryOffset (0 by
+// default) rows come before them.
+int64_t check_q_out(const CompiledOp& op, int64_t n_tokens) {
   const Tensor &q = *op.in[0], &out = *op.out[0];
   expect_type(op, q, TensorType::F32);
   expect_type(op, out, TensorType::F32);
-  if (q.desc.ne[2] != n_tokens || q.desc.ne[3] != 1) op_error(op, "q must be [dq, nHead, nTokens]");
-  if (out.desc.ne[1] != q.desc.ne[1] || out.desc.ne[2] != n_tokens || out.desc.ne[3] != 1)
-    op_error(op, "out must be [dv, nHead, nTokens]");
+  const double offset = param_or(op, "queryOffset", 0);
+  const int64_t rows = q.desc.ne[2];
+  if (!(offset >= 0) || offset != std::floor(offset) || double(rows) + offset != double(n_tokens) || rows < 1 ||
+      q.desc.ne[3] != 1)
+    op_error(op, "q must be [dq, nHead, nTokens - queryOffset]");
+  if (out.desc.ne[1] != q.desc.ne[1] || out.desc.ne[2] != rows || out.desc.ne[3] != 1)
+    op_error(op, "out must be [dv, nHead, rows of q]");
   if (!(param(op, "scale") > 0)) op_error(op, "scale must be positive");
   flash(op);
+  return rows;
+}
+
+// Queries that are the micro-batch's last rows see the cache as a micro-batch of just
+// them would after queryOffset more tokens: every run function's n_past + t is right.
+template <void (*Run)(const CompiledOp&, ExecState&)>
+void run_with_query_offset(const CompiledOp& op, ExecState& st) {
+  ExecState shifted = st;
+  shifted.n_past += int64_t(param_or(op, "queryOffset", 0));
+  Run(op, shifted);
 }
 
 }  // namespace
 
 void bind_attn_absorbed(CompiledOp& op, const Context& context, int64_t n_tokens) {
   if (op.in.size() < 2 || op.in.size() > 3 || op.out.size() != 1) op_error(op, "expects q, k[, vT] -> out");
-  check_q_out(op, n_tokens);
+  const int64_t rows = check_q_out(op, n_tokens);
   const Absorbed a = absorbed_of(op);
   check_cache_operand(op, *a.k, "k");
   expect_ne(op, *a.k, {a.dq, context.n_ctx(), 1, 1});
@@ -661,23 +679,23 @@ void bind_attn_absorbed(CompiledOp& op, const Context& context, int64_t n_tokens
     // Flash attention takes V from the K cache (seed 004: "kv^T: not used").
     if (a.vt) op_error(op, "flash attention reads V from the K cache: a V^T cache is for flash off");
     flash_mla_kernel(a.k->desc.type, a.dq, a.dv);  // UNSUPPORTED for other cache types
-    const FlashPlan plan = flash_plan(a.n_head, n_tokens, n_threads);
+    const FlashPlan plan = flash_plan(a.n_head, rows, n_threads);
     op.shared_scratch = plan.max_splits > 1
                             ? size_t(plan.row_tasks() * plan.max_splits) * flash_state_floats(plan, a.dv) * 4
                             : 0;
     op.thread_scratch = flash_thread_layout(plan, a.dq, a.dv).total;
-    op.run = run_absorbed_flash_mla;
+    op.run = run_with_query_offset<run_absorbed_flash_mla>;
   } else {
-    const int64_t group = heads_per_group(op, a.n_head, n_tokens, context.n_ctx());
-    op.shared_scratch = size_t(context.n_ctx() * a.dq + group * n_tokens * context.n_ctx()) * 4;
+    const int64_t group = heads_per_group(op, a.n_head, rows, context.n_ctx());
+    op.shared_scratch = size_t(context.n_ctx() * a.dq + group * rows * context.n_ctx()) * 4;
     op.thread_scratch = size_t(context.n_ctx()) * 4;
-    op.run = run_absorbed_kq;
+    op.run = run_with_query_offset<run_absorbed_kq>;
   }
 }
 
 void bind_attn_standard(CompiledOp& op, const Context& context, int64_t n_tokens) {
   expect_arity(op, 3, 1);
-  check_q_out(op, n_tokens);
+  const int64_t rows = check_q_out(op, n_tokens);
   const Standard a = standard_of(op);
   check_cache_operand(op, *a.k, "k");
   check_cache_operand(op, *a.v, "v");
@@ -685,16 +703,16 @@ void bind_attn_standard(CompiledOp& op, const Context& context, int64_t n_tokens
   expect_ne(op, *a.v, {a.dv, a.n_head, context.n_ctx(), 1});
   op.thread_scratch = size_t(a.dq + 2 * a.dv) * 4;
   if (flash(op)) {
-    op.run = run_standard_flash;
+    op.run = run_with_query_offset<run_standard_flash>;
   } else {
-    op.shared_scratch = size_t(heads_per_group(op, a.n_head, n_tokens, context.n_ctx()) * n_tokens * context.n_ctx()) * 4;
-    op.run = run_standard_kq;
+    op.shared_scratch = size_t(heads_per_group(op, a.n_head, rows, context.n_ctx()) * rows * context.n_ctx()) * 4;
+    op.run = run_with_query_offset<run_standard_kq>;
   }
 }
 
 void bind_attn_decompressed(CompiledOp& op, const Context& context, int64_t n_tokens) {
   expect_arity(op, 3, 1);
-  check_q_out(op, n_tokens);
+  const int64_t rows = check_q_out(op, n_tokens);
   const Decompressed d = decompressed_of(op);
   check_cache_operand(op, *d.k, "k");
   if (d.kv_b->desc.storage != Storage::WEIGHT) op_error(op, "kv_b must be a weight");
@@ -704,15 +722,15 @@ void bind_attn_decompressed(CompiledOp& op, const Context& context, int64_t n_to
   if (d.cq_row == 0) op_error(op, "kv_lora_rank is not a whole number of blocks");
   matmul_kernel(d.kv_b->desc.type);
   if (flash(op)) {
-    const DecompressedFlashLayout lay = decompressed_flash_layout(d, n_tokens);
+    const DecompressedFlashLayout lay = decompressed_flash_layout(d, rows);
     op.shared_scratch = lay.shared;
     op.thread_scratch = lay.thread;
-    op.run = run_decompressed_flash;
+    op.run = run_with_query_offset<run_decompressed_flash>;
   } else {
-    const int64_t group = heads_per_group(op, d.n_head, n_tokens, context.n_ctx());
+    const int64_t group = heads_per_group(op, d.n_head, rows, context.n_ctx());
     op.shared_scratch = decompressed_kq_layout(d, context.n_ctx(), group).total;
     op.thread_scratch = size_t(d.k->desc.ne[0]) * 4;
-    op.run = run_decompressed_kq;
+    op.run = run_with_query_offset<run_decompressed_kq>;
   }
 }
 

@@ -224,10 +224,11 @@ void bind_moe_route(CompiledOp& op, const Context&, int64_t n_tokens) {
   expect_type(op, logits, TensorType::F32);
   expect_type(op, ids, TensorType::I32);
   expect_type(op, weights, TensorType::F32);
-  const int64_t n_expert = logits.desc.ne[0], n_used = ids.desc.ne[0];
-  expect_ne(op, logits, {n_expert, n_tokens, 1, 1});
-  expect_ne(op, ids, {n_used, n_tokens, 1, 1});
-  expect_ne(op, weights, {n_used, n_tokens, 1, 1});
+  const int64_t n_expert = logits.desc.ne[0], n_used = ids.desc.ne[0], rows = logits.desc.ne[1];
+  if (rows < 1 || rows > n_tokens) op_error(op, "logits must have 1..nTokens rows");
+  expect_ne(op, logits, {n_expert, rows, 1, 1});
+  expect_ne(op, ids, {n_used, rows, 1, 1});
+  expect_ne(op, weights, {n_used, rows, 1, 1});
   if (op.in.size() == 2) {
     expect_type(op, *op.in[1], TensorType::F32);
     expect_ne(op, *op.in[1], {n_expert, 1, 1, 1});
@@ -257,8 +258,10 @@ void bind_moe_ffn(CompiledOp& op, const Context&, int64_t n_tokens) {
   expect_type(op, weights, TensorType::F32);
   expect_type(op, out, TensorType::F32);
   const int64_t d = x.desc.ne[0], f = gate.desc.ne[1], n_expert = gate.desc.ne[2];
-  expect_ne(op, x, {d, n_tokens, 1, 1});
-  expect_ne(op, out, {d, n_tokens, 1, 1});
+  const int64_t rows = x.desc.ne[1];
+  if (rows < 1 || rows > n_tokens) op_error(op, "x must have 1..nTokens rows");
+  expect_ne(op, x, {d, rows, 1, 1});
+  expect_ne(op, out, {d, rows, 1, 1});
   expect_ne(op, weights, ids.desc.ne);
   expect_ne(op, gate, {d, f, n_expert, 1});
   expect_ne(op, up, {d, f, n_expert, 1});

@@ -67,9 +67,12 @@ void bind_rope(CompiledOp& op, const Context&, int64_t n_tokens) {
   expect_type(op, x, TensorType::F32);
   expect_type(op, y, TensorType::F32);
   expect_type(op, pos, TensorType::I32);
-  expect_ne(op, pos, {n_tokens, 1, 1, 1});
+  // Any rows of the micro-batch (the last layer's queries may be its last row only), one
+  // position each.
+  const int64_t rows = x.desc.ne[2];
+  if (rows < 1 || rows > n_tokens || x.desc.ne[3] != 1) op_error(op, "rope expects [nDims, nHead, rows <= nTokens]");
+  expect_ne(op, pos, {rows, 1, 1, 1});
   expect_same_ne(op, x, y);
-  if (x.desc.ne[2] != n_tokens || x.desc.ne[3] != 1) op_error(op, "rope expects [nDims, nHead, nTokens]");
   const RopeParams p = rope_params(op);
   if (p.n_dims != x.desc.ne[0] || p.n_dims % 2 != 0) op_error(op, "nDims must equal the rotated width");
   if (!(p.freq_base > 0) || !(p.freq_scale > 0)) op_error(op, "freqBase and freqScale must be positive");
