@@ -89,8 +89,8 @@ class Deepseek2Graph {
     return y;
   }
 
-  private rope(name: string, x: Tensor, out: Tensor): void {
-    this.g.op('rope', name, [x, this.g.positions], [out], { ...ropeParams(this.c) });
+  private rope(name: string, x: Tensor, out: Tensor, positions: Tensor = this.g.positions): void {
+    this.g.op('rope', name, [x, positions], [out], { ...ropeParams(this.c) });
   }
 
   forward(): GraphDesc {
@@ -121,16 +121,16 @@ class Deepseek2Graph {
     const h = this.add(`${p}attn_residual`, this.lastRows(x, `${p}residual_rows`, rows), attn);
     const normed = this.rmsNorm(`${p}ffn_norm`, h, this.w(`${p}ffn_norm.weight`));
     const f = il < this.c.nLeadingDense ? this.ffn(`${p}ffn`, normed, '') : this.moe(il, normed);
-    return this.add(`${p}ffn_residual`, h, f); // [nEmbd, nTokens]
+    return this.add(`${p}ffn_residual`, h, f); // [nEmbd, rows]
   }
 
   private ffn(name: string, x: Tensor, suffix: '' | '_shexp'): Tensor {
     const p = name.slice(0, name.lastIndexOf('.') + 1);
-    const gate = this.matmul(`${p}ffn_gate${suffix}`, this.w(`${p}ffn_gate${suffix}.weight`), x); // [ffnDim, nTokens]
-    const up = this.matmul(`${p}ffn_up${suffix}`, this.w(`${p}ffn_up${suffix}.weight`), x); // [ffnDim, nTokens]
-    // In place: the gate buffer takes silu(gate) * up, so no third [ffnDim, nTokens] buffer.
-    this.g.op('swiglu', `${p}ffn_act${suffix}`, [gate, up], [gate]); // [ffnDim, nTokens]
-    return this.matmul(`${p}ffn_down${suffix}`, this.w(`${p}ffn_down${suffix}.weight`), gate); // [nEmbd, nTokens]
+    const gate = this.matmul(`${p}ffn_gate${suffix}`, this.w(`${p}ffn_gate${suffix}.weight`), x); // [ffnDim, rows]
+    const up = this.matmul(`${p}ffn_up${suffix}`, this.w(`${p}ffn_up${suffix}.weight`), x); // [ffnDim, rows]
+    // In place: the gate buffer takes silu(gate) * up, so no third [ffnDim, rows] buffer.
+    this.g.op('swiglu', `${p}ffn_act${suffix}`, [gate, up], [gate]); // [ffnDim, rows]
+    return this.matmul(`${p}ffn_down${suffix}`, this.w(`${p}ffn_down${suffix}.weight`), gate); // [nEmbd, rows]
   }
 
   private moe(il: number, x: Tensor): Tensor {
@@ -151,7 +151,7 @@ class Deepseek2Graph {
     const routed = this.g.activation(`${p}ffn_moe`, [c.nEmbd, rows]); // [nEmbd, rows]
     this.g.op('moe_ffn', `${p}ffn_moe`, [x, ids, weights, this.w(`${p}ffn_gate_exps.weight`), this.w(`${p}ffn_up_exps.weight`), this.w(`${p}ffn_down_exps.weight`)], [routed]);
     if (c.nExpertShared === 0) return routed;
-    return this.add(`${p}ffn_moe_out`, routed, this.ffn(`${p}ffn`, x, '_shexp')); // [nEmbd, nTokens]
+    return this.add(`${p}ffn_moe_out`, routed, this.ffn(`${p}ffn`, x, '_shexp')); // [nEmbd, rows]
   }
 
   /**
@@ -180,9 +180,6 @@ class Deepseek2Graph {
     const qHeads = this.g.view(q, `${p}q`, [qk, nHead, rows]); // [qk, nHead, rows]
     const qNope = this.g.view(q, `${p}q_nope`, [nopeDim, nHead, rows], [4, qk * 4, nHead * qk * 4]); // [nope, nHead, rows]
     const qPe = this.g.view(q, `${p}q_pe`, [ropeDim, nHead, rows], [4, qk * 4, nHead * qk * 4], nopeDim * 4); // [rope, nHead, rows]
-    const ropeQ = (name: string, out: Tensor): void => {
-      this.g.op('rope', name, [qPe, positions], [out], { ...ropeParams(this.c) });
-    };
 
     // What the cache keeps: [c ; kPe] per token, c normalised, kPe rotated (one for all heads).
     const row = kvLoraRank + ropeDim;
@@ -205,7 +202,7 @@ class Deepseek2Graph {
 
     if (mode.mla === 0) {
       // Standard attention: decompress per-head keys and values, cache them.
-      ropeQ(`${p}q_pe_rope`, qPe);
+      this.rope(`${p}q_pe_rope`, qPe, qPe, positions);
       const kv = this.matmul(`${p}attn_kv_b`, this.w(`${p}attn_kv_b.weight`), c); // [nHead * (nope + v), nTokens]
       const kvStride = (nopeDim + vHeadDim) * 4;
       const k = this.g.activation(`${p}k`, [qk, nHead, n]); // [qk, nHead, nTokens]
@@ -223,14 +220,14 @@ class Deepseek2Graph {
       this.g.op('kv_store', `${p}kv_store`, [this.g.view(kvRow, `${p}kv_row_3d`, [row, 1, n])], [this.g.view(kCache, `${p}c^KV_3d`, [row, 1, kCache.ne[1]], [0, kCache.nb[1], kCache.nb[1]])]);
       if (mode.mla === 3 && rows >= mode.decompressMinTokens) {
         // Prompt processing: decompress the cached c with attn_kv_b, then standard attention.
-        ropeQ(`${p}q_pe_rope`, qPe);
+        this.rope(`${p}q_pe_rope`, qPe, qPe, positions);
         heads = this.g.activation(`${p}kqv`, [vHeadDim, nHead, rows]);
         this.g.op('attn_decompressed', `${p}attn`, [qHeads, kCache, this.w(`${p}attn_kv_b.weight`)], [heads], { scale, flash, amb: mode.amb, queryOffset });
       } else {
         // Absorbed: q_abs = k_b^T q_nope per head, attention over [c ; kPe], then v_b.
         const qAbs = this.g.activation(`${p}q_abs`, [row, nHead, rows]); // [row, nHead, rows]
         this.matmul(`${p}attn_k_b`, this.w(`${p}attn_k_b.weight`), qNope, this.g.view(qAbs, `${p}q_abs_c`, [kvLoraRank, nHead, rows], [4, row * 4, nHead * row * 4]));
-        ropeQ(`${p}q_pe_rope`, this.g.view(qAbs, `${p}q_abs_pe`, [ropeDim, nHead, rows], [4, row * 4, nHead * row * 4], kvLoraRank * 4));
+        this.rope(`${p}q_pe_rope`, qPe, this.g.view(qAbs, `${p}q_abs_pe`, [ropeDim, nHead, rows], [4, row * 4, nHead * row * 4], kvLoraRank * 4), positions);
         const inputs = [qAbs, kCache];
         if (mode.mla === 1 && !mode.flashAttention) {
           const vT = cache('kv^T');
