@@ -105,8 +105,8 @@ describe.each(manifest.fixtures.map((f) => [f.name, f] as [string, Fixture]))('%
   // other rows through the cache). Its logits are the all-logits graph's last row: bit for
   // bit with f32 weights; with quantized ones the activations are rounded at other points
   // (mla 3: absorbed instead of decompressed), well within the fixture's bound.
-  // Under the sanitizers: mla 0 and 3 (the standard and decompressed attention ops) with
-  // flash and a Q8_0 cache.
+  // Under the sanitizers: mla 0 (standard attention) and 3 (decompressed, and absorbed for
+  // the single row) with flash and a Q8_0 cache.
   const lastTokenModes = ([0, 1, 2, 3] as const).flatMap((mla) =>
     [false, true].flatMap((fa) => (['f16', 'q8_0'] as const).map((c) => [mla, fa, c] as const)),
   );
