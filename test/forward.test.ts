@@ -108,7 +108,7 @@ describe.each(manifest.fixtures.map((f) => [f.name, f] as [string, Fixture]))('%
   // Under the sanitizers: mla 0 (standard attention) and 3 (decompressed, and absorbed for
   // the single row) with flash and a Q8_0 cache.
   const lastTokenModes = ([0, 1, 2, 3] as const).flatMap((mla) =>
-    [false, true].flatMap((fa) => (['f16', 'q8_0'] as const).map((c) => [mla, fa, c] as const)),
+    [false, true].flatMap((fa) => cacheTypes.map((c) => [mla, fa, c] as const)),
   );
   (fixture.n_prompt > 512 ? test.skip : test).each(
     sanitized ? lastTokenModes.filter(([mla, fa, c]) => mla % 3 === 0 && fa && c === 'q8_0') : lastTokenModes,
