@@ -21,12 +21,16 @@
 // quants are unsigned 0..63, dotted directly by maddubs (unsigned x signed), two
 // maddubs summed in int16 (2 * 2 * 63 * 127 < 32767), and kOffset * sum(a) subtracted
 // in int32: the integer dot stays exact, so the float part equals the tile's.
+//
+// Signed quants with n >= kI16PanelMinN activation rows take block_panel_i16_avx2.hpp
+// instead (no sign trick: faster on Zen3 once the wider pack is amortized).
 #include <cstring>
 #include <vector>
 
 #include "formats/blocks.hpp"
 #include "kernels/matmul/avx2_util.hpp"
 #include "kernels/matmul/block_gemv_avx2.hpp"
+#include "kernels/matmul/block_panel_i16_avx2.hpp"
 #include "kernels/matmul/block_tile_avx2.hpp"
 #include "kernels/matmul/tiling.hpp"
 
@@ -210,6 +214,12 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
         {direct_tile<Weights, 4, 1>, direct_tile<Weights, 4, 2>, direct_tile<Weights, 4, 3>}};
     run_tiles(tiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
     return;
+  }
+  if constexpr (kOffset == 0) {
+    if (n >= kI16PanelMinN) {
+      run_panels_i16<Weights>(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
+      return;
+    }
   }
   auto& s = PanelScratch<32, ActivationMeta>::of_this_thread();
   uint8_t* panel = s.panel_bytes(size_t(nb) * kPanelBlockBytes);

@@ -1,5 +1,6 @@
 // Q8_0 weights x Q8_0 activations, AVX2: row-interleaved panels of 8 weight rows
-// (block_panel_avx2.hpp), signed quants dotted with the sign trick.
+// (block_panel_avx2.hpp), signed quants dotted with the sign trick; from 32 activation
+// rows on, panels of 16 rows widened to int16 (block_panel_i16_avx2.hpp).
 #include "kernels/matmul/block_panel_avx2.hpp"
 
 namespace deepmla::kernels {
