@@ -140,12 +140,15 @@ void run_tiles(const TileFn (&tiles)[MR][NC], int64_t k, const uint8_t* w, size_
 #if defined(__clang__)
 #define DEEPMLA_UNROLL _Pragma("unroll")
 #define DEEPMLA_UNROLL_2 _Pragma("unroll 2")
+#define DEEPMLA_UNROLL_4 _Pragma("unroll 4")
 #elif defined(__GNUC__)
 #define DEEPMLA_UNROLL _Pragma("GCC unroll 16")
 #define DEEPMLA_UNROLL_2 _Pragma("GCC unroll 2")
+#define DEEPMLA_UNROLL_4 _Pragma("GCC unroll 4")
 #else
 #define DEEPMLA_UNROLL
 #define DEEPMLA_UNROLL_2
+#define DEEPMLA_UNROLL_4
 #endif
 
 // Tile tables from a function template tile<R, C> (2 x 4, 4 x 2 and 4 x 4 shapes).
