@@ -32,22 +32,17 @@ constexpr int kDfTileKeys = 4;
 static_assert(kDfKeys % kDfTileKeys == 0, "score tiles cover a step");
 
 // qt[i * 64 + r] = q[r][i] * scale; rows past n_rows (to the group's end) are zeros. A
-// call stages its queries again for every chunk of keys; row by row, the stores 256 bytes
-// apart over a 48 KiB qt missed L1 and took 5% of a prompt's time at 4096 cached tokens.
-// With V::kTransposes, 16 x 16 blocks go through registers; otherwise the stores run
-// along qt.
+// call stages its queries again for every chunk of keys, W x W blocks through registers
+// (V::transpose_scaled): row by row, the stores 256 bytes apart over a 48 KiB qt missed
+// L1 and took 5% of a prompt's time at 4096 cached tokens (Zen4), 15-20% of this
+// kernel's (Zen3).
 template <class V>
 void df_stage_queries(const DecompressedFlashArgs& a, int64_t padded_rows, float* qt) {
   const int64_t dq = a.nope + a.rope;
-  if constexpr (V::kTransposes) {
-    for (int64_t r0 = 0; r0 < padded_rows; r0 += V::W) {
-      const float* rows[V::W];
-      for (int r = 0; r < V::W; ++r) rows[r] = r0 + r < a.n_rows ? a.q[r0 + r] : nullptr;
-      for (int64_t i0 = 0; i0 < dq; i0 += V::W) V::transpose_scaled(rows, i0, a.scale, qt + i0 * kDfRows + r0, kDfRows);
-    }
-  } else {
-    for (int64_t i = 0; i < dq; ++i)
-      for (int64_t r = 0; r < padded_rows; ++r) qt[i * kDfRows + r] = r < a.n_rows ? a.q[r][i] * a.scale : 0.0f;
+  for (int64_t r0 = 0; r0 < padded_rows; r0 += V::W) {
+    const float* rows[V::W];
+    for (int r = 0; r < V::W; ++r) rows[r] = r0 + r < a.n_rows ? a.q[r0 + r] : nullptr;
+    for (int64_t i0 = 0; i0 < dq; i0 += V::W) V::transpose_scaled(rows, i0, a.scale, qt + i0 * kDfRows + r0, kDfRows);
   }
 }
 

@@ -21,7 +21,6 @@ struct Avx512 {
   static constexpr int kAccRows = 4, kAccVecs = 4;
   // decompressed_flash.hpp's score tile: 4 groups of W rows x 4 keys, 16 accumulators.
   static constexpr int kDfTileGroups = 4;
-  static constexpr bool kTransposes = true;
 
   // out[i * out_stride + r] = rows[r][i0 + i] * scale for r, i < 16 (a null row: zeros).
   static void transpose_scaled(const float* const* rows, int64_t i0, float scale, float* out, size_t out_stride) {
