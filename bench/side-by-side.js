@@ -359,11 +359,15 @@ function main() {
     const deepmlaSamples = samples.deepmla.get(test) ?? [];
     const ikMedian = median(ikSamples);
     const deepmlaMedian = median(deepmlaSamples);
+    // Each run's own ratio (the two tools back to back): the host's speed drifts between
+    // runs by more than the difference measured, and a pair sees nearly the same host.
+    const runRatios = ikSamples.slice(0, deepmlaSamples.length).map((v, i) => deepmlaSamples[i] / v);
     return {
       test,
       ik: { median: ikMedian ?? null, samples: ikSamples },
       deepmla: { median: deepmlaMedian ?? null, samples: deepmlaSamples },
       ratio: ikMedian && deepmlaMedian ? deepmlaMedian / ikMedian : null,
+      runRatios,
     };
   });
 
@@ -376,7 +380,7 @@ function main() {
       deepmla: deepmla
         ? { command: commandLine(deepmla), ppDepthCommand: deepmlaPpDepth ? commandLine(deepmlaPpDepth) : null }
         : { missing },
-      ratio: 'deepmla / ik, of the medians',
+      ratio: 'deepmla / ik, of the medians; runRatios: of each run\'s pair',
       rows,
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -384,13 +388,16 @@ function main() {
   }
 
   const fmt = (v) => (v == null ? '—' : v.toFixed(2));
-  const table = [['test', 'ik t/s', 'deepmla t/s', 'ratio'],
-    ...rows.map((r) => [r.test, fmt(r.ik.median), fmt(r.deepmla.median), r.ratio == null ? '—' : r.ratio.toFixed(3)])];
+  const spread = (v) => (v.length === 0 ? '—' : `${median(v).toFixed(3)} (${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)})`);
+  const table = [['test', 'ik t/s', 'deepmla t/s', 'ratio', 'run ratios'],
+    ...rows.map((r) => [r.test, fmt(r.ik.median), fmt(r.deepmla.median), r.ratio == null ? '—' : r.ratio.toFixed(3),
+      spread(r.runRatios)])];
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
   const line = (row) => `| ${row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;
   process.stdout.write(`${path.basename(o.model)}: mla ${o.mla}, fa ${o.fa}, ctk ${o.ctk}, ` +
     `${o.threads} threads, ubatch ${o.ubatch}${o.amb !== undefined ? `, amb ${o.amb}` : ''}${o.mmap ? '' : ', no mmap'}; ` +
-    `median of ${o.reps} interleaved runs; ratio = deepmla / ik; load average at start ${load.toFixed(2)}\n`);
+    `median of ${o.reps} interleaved runs; ratio = deepmla / ik of the medians; run ratios: each run's ` +
+    `deepmla / ik, median (min-max); load average at start ${load.toFixed(2)}\n`);
   process.stdout.write(`${line(table[0])}\n|${widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|\n`);
   for (const row of table.slice(1)) process.stdout.write(`${line(row)}\n`);
   if (missing) process.stdout.write(`(deepmla: ${missing})\n`);
