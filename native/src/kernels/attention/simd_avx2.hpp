@@ -22,8 +22,6 @@ struct Avx2 {
   static constexpr int kDfTileGroups = 2;
 
   // out[i * out_stride + r] = rows[r][i0 + i] * scale for i, r < 8 (a null row: zeros).
-  // Staged in scalar stores, 256 bytes apart, the queries took 15-20% of the decompressed
-  // flash kernel at 4096 cached tokens (Zen3).
   static void transpose_scaled(const float* const* rows, int64_t i0, float scale, float* out, size_t out_stride) {
     const __m256 s = _mm256_set1_ps(scale);
     __m256 t[8], u[8], v[8];

@@ -9,8 +9,8 @@
 // vpaddd 1.0). Widened, a step is vpmaddwd + vpaddd. The integer dot is the same exact
 // sum and the float part the same operations in the same order, so the results are
 // bit-identical to the int8 panel's. Measured (Zen3, 1 thread, k = 2048): n = 512 55 ->
-// 62 GMAC/s; a routed expert's n = 48 53 -> 55 (its weights widened and packed for 48
-// activation rows: 17% of the time); n = 12 40 -> 35, hence kI16PanelMinN.
+// 61-63 GMAC/s; a routed expert's n = 48, weights from DRAM, 53 -> 58 (the pack, twice the
+// int8 one's work per row, is ~11% of its time); n = 12 40 -> 35, hence kI16PanelMinN.
 //
 //   panel block b of 16 weight rows = float d[16] (the rows' scales), then for each
 //   pair p of the block's 32 values (p = 0..15) two registers: register g holds values
