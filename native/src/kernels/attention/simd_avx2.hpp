@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "kernels/matmul/avx2_util.hpp"
+
 namespace deepmla::kernels {
 namespace {
 
@@ -24,22 +26,11 @@ struct Avx2 {
   // out[i * out_stride + r] = rows[r][i0 + i] * scale for i, r < 8 (a null row: zeros).
   static void transpose_scaled(const float* const* rows, int64_t i0, float scale, float* out, size_t out_stride) {
     const __m256 s = _mm256_set1_ps(scale);
-    __m256 t[8], u[8], v[8];
-    for (int r = 0; r < 8; ++r) t[r] = rows[r] ? _mm256_mul_ps(_mm256_loadu_ps(rows[r] + i0), s) : _mm256_setzero_ps();
-    for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3
-      const __m256* th = t + 4 * h;
-      u[4 * h] = _mm256_unpacklo_ps(th[0], th[1]), u[4 * h + 1] = _mm256_unpackhi_ps(th[0], th[1]);
-      u[4 * h + 2] = _mm256_unpacklo_ps(th[2], th[3]), u[4 * h + 3] = _mm256_unpackhi_ps(th[2], th[3]);
-      // v[4h + c]: value c (low half) and c + 4 (high half) of the four rows.
-      v[4 * h] = _mm256_shuffle_ps(u[4 * h], u[4 * h + 2], 0x44);
-      v[4 * h + 1] = _mm256_shuffle_ps(u[4 * h], u[4 * h + 2], 0xEE);
-      v[4 * h + 2] = _mm256_shuffle_ps(u[4 * h + 1], u[4 * h + 3], 0x44);
-      v[4 * h + 3] = _mm256_shuffle_ps(u[4 * h + 1], u[4 * h + 3], 0xEE);
-    }
-    for (int c = 0; c < 4; ++c) {
-      _mm256_storeu_ps(out + size_t(c) * out_stride, _mm256_permute2f128_ps(v[c], v[4 + c], 0x20));
-      _mm256_storeu_ps(out + size_t(c + 4) * out_stride, _mm256_permute2f128_ps(v[c], v[4 + c], 0x31));
-    }
+    __m256i t[8], u[8];
+    for (int r = 0; r < 8; ++r)
+      t[r] = rows[r] ? _mm256_castps_si256(_mm256_mul_ps(_mm256_loadu_ps(rows[r] + i0), s)) : _mm256_setzero_si256();
+    transpose_8x8_epi32(t, u);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + size_t(i) * out_stride, _mm256_castsi256_ps(u[i]));
   }
 
   static F zero() { return _mm256_setzero_ps(); }
