@@ -275,7 +275,8 @@ TEST(kernels_matmul_variants_match_scalar) {
 TEST(kernels_matmul_tall_row_ranges) {
   // Row ranges past one 16-row panel: the VNNI kernels take rows 32 at a time (two panels
   // per tile, the second possibly partial) and a last single panel; the AVX2 panels 8 at
-  // a time, or 16 (Q8_0, n >= 32: block_panel_i16_avx2.hpp). Ranges of 17..70 rows from several starts, n across the 6- and 8-column tiles.
+  // a time, or 16 (Q8_0 and Q8_KV, n >= 32: int16 panels). Ranges of 17..70 rows from
+  // several starts, n across the 6- and 8-column tiles.
   Rng rng(14);
   const std::pair<int64_t, int64_t> ranges[] = {{0, 70}, {3, 40}, {0, 17}, {5, 37}, {0, 33}, {1, 49}, {2, 66}};
   for (TensorType type : kMatmulTypes) {

@@ -1,10 +1,21 @@
-// Q8_KV weights x Q8_KV activations, AVX2: 2 weight rows x 4 activation rows per tile;
-// a streaming GEMV for one activation row. (An 8-row interleaved panel as for Q8_0 was
-// tried and measured slower here: with one scale per row the tile has no per-block
-// float work to amortise, and both do 4 integer ops per 32 products.)
-// One scale per row, so the whole row is an exact int32 dot and the float part is the
-// scalar vec_dot's own expression: results are bit-identical to the reference.
+// Q8_KV weights x Q8_KV activations, AVX2. One scale per row, so the whole row is an
+// exact int32 dot and the float part is the scalar vec_dot's own expression: results are
+// bit-identical to the reference.
+// - n >= kPanelMinN: 16-row panels with both sides widened to int16 and dotted by
+//   vpmaddwd (the layout of block_panel_i16_avx2.hpp without the block scales), 16 x 6
+//   tiles of int32 sums: with no per-block float work the tile is only vpmaddwd +
+//   vpaddd, which Zen3 runs at two per cycle (the sign trick's vpsignb competes with the
+//   multiplies: block_panel_i16_avx2.hpp). Zen3, 1 thread, k = 2048, max of 3-5 runs,
+//   GMAC/s, sign-trick tiles -> panels: m = 2048 n = 512 59 -> 71, n = 64 60 -> 65; a
+//   routed expert (m = 1408, weights from DRAM) n = 48 59 -> 64, n = 96 59 -> 68, n = 32
+//   56 -> 59, n = 16 53 -> 47 (hence kPanelMinN). A 4-layer Q8_KV bench model's pp512,
+//   1 thread: ~170 -> ~200 t/s.
+// - fewer rows: 2 weight rows x 4 activation rows per tile by the sign trick, in place.
+//   (An 8-row int8 panel as for Q8_0 was tried and measured slower: both do 4 integer ops
+//   per 32 products and there is no per-block float work to amortise.)
+// - n = 1: a streaming GEMV.
 #include <cstring>
+#include <vector>
 
 #include "formats/blocks.hpp"
 #include "kernels/matmul/avx2_util.hpp"
@@ -62,6 +73,166 @@ void tile(int64_t k, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, siz
 }
 const TileFn kTiles[2][4] = DEEPMLA_TILES_2x4(tile);
 
+// 16 x 6 tiles: 12 int32 sums + 2 weight registers + a broadcast + a product fill the 16.
+constexpr int kPanelRows = 16;
+constexpr int kPanelCols = 6;
+constexpr size_t kPanelBlockBytes = 16 * 2 * 32;  // 32 values of 16 rows as int16
+// k in slices of this many 32-value blocks (128 KiB of panel), so a panel stays in L2
+// while the chunk's activations stream past; the int32 sums wait in `partial` between.
+constexpr int64_t kSliceBlocks = 128;
+// Below this many activation rows the in-place tiles win (no packing; measured above).
+constexpr int64_t kPanelMinN = 32;
+
+const int8_t* row_values(const uint8_t* row) { return reinterpret_cast<const int8_t*>(row + sizeof(RowHeaderQ8_KV)); }
+
+// Blocks [b0, b0 + nb) of `rows` (<= 16) weight rows; missing rows are zeros. Panel block
+// b = for each pair p of its 32 values two registers g: lane r of register 2p + g holds
+// values 2p, 2p + 1 of row 8g + r as int16.
+void pack_panel(int64_t b0, int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows, uint8_t* panel) {
+  const int8_t* wq[kPanelRows];
+  for (int r = 0; r < kPanelRows; ++r) wq[r] = row_values(w + size_t(r < rows ? r : 0) * w_row_bytes);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* out = panel + size_t(b) * kPanelBlockBytes;
+    for (int g = 0; g < 2; ++g) {
+      __m256i v[8], pairs[16];
+      DEEPMLA_UNROLL
+      for (int r = 0; r < 8; ++r) {
+        const int row = 8 * g + r;
+        v[r] = row < rows ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[row] + 32 * (b0 + b)))
+                          : _mm256_setzero_si256();
+      }
+      widen_pairs_8_rows(v, pairs);
+      DEEPMLA_UNROLL
+      for (int p = 0; p < 16; ++p) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * (2 * p + g)), pairs[p]);
+    }
+  }
+}
+
+// Per thread: a chunk's activations widened to int16 (row i at values[i * k]), their row
+// scales, and the int32 sums of 16 weight rows per activation row between k slices.
+struct PanelScratchQ8KV {
+  std::vector<int16_t> values;
+  std::vector<float> scales;
+  std::vector<int32_t> partial;
+  static PanelScratchQ8KV& of_this_thread() {
+    static thread_local PanelScratchQ8KV s;
+    return s;
+  }
+  void widen(int64_t k, const uint8_t* x, size_t x_row_bytes, int64_t n) {
+    if (values.size() < size_t(k * n)) values.resize(size_t(k * n));
+    if (scales.size() < size_t(n)) scales.resize(size_t(n));
+    if (partial.size() < size_t(n) * kPanelRows) partial.resize(size_t(n) * kPanelRows);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* row = x + size_t(i) * x_row_bytes;
+      scales[size_t(i)] = row_scale(row);
+      for (int64_t j = 0; j < k; j += 32) widen_32_values(row_values(row) + j, values.data() + size_t(i * k + j));
+    }
+  }
+};
+
+// 16 panel rows x C activation rows over the slice's nb blocks. The int32 sums start
+// from `partial` unless `first`, go back there unless `last`; on the last slice the
+// `rows` (<= 16) outputs per activation row are float(sum) * dw * dx, as in the scalar.
+// a: the first activation row's values at the slice (rows k apart); dx: its scale.
+template <int C>
+void panel_tile(int64_t nb, const uint8_t* panel, const int16_t* a, int64_t k, const float* dx, int32_t* partial,
+                bool first, bool last, const float* dw, int rows, float* y, size_t y_stride, PanelPrefetcher& pf) {
+  constexpr int R = kPanelRows;
+  __m256i sum[C][2];
+  DEEPMLA_UNROLL
+  for (int c = 0; c < C; ++c) {
+    for (int h = 0; h < 2; ++h)
+      sum[c][h] = first ? _mm256_setzero_si256()
+                        : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(partial + R * c + 8 * h));
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i* q = reinterpret_cast<const __m256i*>(panel + size_t(b) * kPanelBlockBytes);
+    pf.step();
+    DEEPMLA_UNROLL_4
+    for (int p = 0; p < 16; ++p) {
+      const __m256i w0 = _mm256_load_si256(q + 2 * p), w1 = _mm256_load_si256(q + 2 * p + 1);
+      DEEPMLA_UNROLL
+      for (int c = 0; c < C; ++c) {
+        int32_t pair;
+        std::memcpy(&pair, a + size_t(c) * size_t(k) + 32 * b + 2 * p, 4);
+        const __m256i av = _mm256_set1_epi32(pair);
+        sum[c][0] = _mm256_add_epi32(sum[c][0], _mm256_madd_epi16(w0, av));
+        sum[c][1] = _mm256_add_epi32(sum[c][1], _mm256_madd_epi16(w1, av));
+      }
+    }
+  }
+  if (!last) {
+    DEEPMLA_UNROLL
+    for (int c = 0; c < C; ++c)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(partial + R * c + 8 * h), sum[c][h]);
+    return;
+  }
+  const __m256 dw0 = _mm256_loadu_ps(dw), dw1 = _mm256_loadu_ps(dw + 8);
+  DEEPMLA_UNROLL
+  for (int c = 0; c < C; ++c) {
+    const __m256 d = _mm256_set1_ps(dx[c]);
+    alignas(32) float out[R];
+    _mm256_store_ps(out, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum[c][0]), dw0), d));
+    _mm256_store_ps(out + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum[c][1]), dw1), d));
+    float* yc = y + size_t(c) * y_stride;
+    if (rows == R) {
+      std::memcpy(yc, out, sizeof out);
+    } else {
+      for (int r = 0; r < rows; ++r) yc[r] = out[r];
+    }
+  }
+}
+
+// Activation rows in chunks that stay in L3, widened once per chunk; then for each panel
+// of 16 weight rows and each slice of k, one pack and every activation row of the chunk,
+// 6 at a time.
+void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
+                size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
+  constexpr int R = kPanelRows, C = kPanelCols;
+  using PanelTileFn = void (*)(int64_t, const uint8_t*, const int16_t*, int64_t, const float*, int32_t*, bool, bool,
+                               const float*, int, float*, size_t, PanelPrefetcher&);
+  static constexpr PanelTileFn tiles[C + 1] = {nullptr,          panel_tile<1>, panel_tile<2>, panel_tile<3>,
+                                               panel_tile<4>, panel_tile<5>, panel_tile<6>};
+  const int64_t nb = k / 32;
+  const int64_t slices = (nb + kSliceBlocks - 1) / kSliceBlocks;
+  const int64_t slice_blocks = (nb + slices - 1) / slices;
+  uint8_t* panel = PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks) * kPanelBlockBytes);
+  PanelScratchQ8KV& s = PanelScratchQ8KV::of_this_thread();
+  // Widened rows are twice the bytes of the rows they come from.
+  const int64_t chunk = chunk_rows(kPanelChunkBytes / 2, x_row_bytes, n, C);
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
+    s.widen(k, x + size_t(i0) * x_row_bytes, x_row_bytes, i1 - i0);
+    for (int64_t r = r0; r < r1; r += R) {
+      const int rows = int(r1 - r < R ? r1 - r : R);
+      float dw[R] = {};
+      for (int j = 0; j < rows; ++j) dw[j] = row_scale(w + size_t(r + j) * w_row_bytes);
+      for (int64_t b0 = 0; b0 < nb; b0 += slice_blocks) {
+        const int64_t sb = nb - b0 < slice_blocks ? nb - b0 : slice_blocks;
+        const bool last = b0 + sb >= nb;
+        pack_panel(b0, sb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
+        // While this slice's tiles run: the next slice of these rows, else the next panel.
+        const size_t slice_bytes = size_t(slice_blocks) * 32;
+        const int64_t steps = (i1 - i0 + C - 1) / C * sb;
+        PanelPrefetcher pf;
+        if (!last) {
+          pf.reset(w + size_t(r) * w_row_bytes + sizeof(RowHeaderQ8_KV) + size_t(b0 + sb) * 32, w_row_bytes, rows,
+                   steps, slice_bytes);
+        } else {
+          pf.reset(w + size_t(r + R) * w_row_bytes, w_row_bytes, next_panel_rows(r + R, r1, R), steps,
+                   slices > 1 ? slice_bytes : 0);
+        }
+        for (int64_t i = 0; i < i1 - i0; i += C) {
+          const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
+          tiles[cols](sb, panel, s.values.data() + size_t(i * k + 32 * b0), k, s.scales.data() + i,
+                      s.partial.data() + size_t(i) * R, b0 == 0, last, dw, rows,
+                      y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
+        }
+      }
+    }
+  }
+}
+
 // GEMV: one row at a time (the thread's rows are one sequential stream), 128 bytes per
 // step into 4 independent int32 accumulators, a software prefetch 2 KiB ahead (see
 // block_gemv_avx2.hpp), and the row's int32 sum scaled once.
@@ -99,6 +270,10 @@ void matmul_q8_kv_avx2(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t 
                        size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   if (n == 1) {
     gemv(k, w, w_row_bytes, r0, r1, x, y);
+    return;
+  }
+  if (n >= kPanelMinN) {
+    run_panels(k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
     return;
   }
   run_tiles(kTiles, k, w, w_row_bytes, r0, r1, x, x_row_bytes, n, y, y_stride);
