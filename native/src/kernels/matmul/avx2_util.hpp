@@ -54,41 +54,5 @@ inline void transpose_8x8_epi32(const __m256i in[8], __m256i out[8]) {
   }
 }
 
-// Pair p (0..15) of 8 rows' 32 values, widened: out[p] lane r = values 2p, 2p + 1 of v[r].
-inline void widen_pairs_8_rows(const __m256i v[8], __m256i out[16]) {
-  // A lane-local 8 x 8 transpose of 16-bit words (pairs of int8): register j ends with
-  // pair j of rows 0..7 in its low 128 bits and pair j + 8 in its high 128 bits. (Widening
-  // first and then two transpose_8x8_epi32 is the same result with a third
-  // more shuffles: a routed expert's GEMM, n = 48, 57 -> 55 GMAC/s.)
-  __m256i t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_epi16(v[2 * i], v[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_epi16(v[2 * i], v[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {
-    for (int h = 0; h < 2; ++h) {
-      u[4 * i + 2 * h] = _mm256_unpacklo_epi32(t[4 * i + h], t[4 * i + 2 + h]);
-      u[4 * i + 2 * h + 1] = _mm256_unpackhi_epi32(t[4 * i + h], t[4 * i + 2 + h]);
-    }
-  }
-  // u[m] (u[4 + m]) holds words 2m and 2m + 1 of rows 0..3 (4..7) in each lane.
-  for (int m = 0; m < 4; ++m) {
-    const __m256i lo = _mm256_unpacklo_epi64(u[m], u[4 + m]);
-    const __m256i hi = _mm256_unpackhi_epi64(u[m], u[4 + m]);
-    const int j = 2 * m;
-    out[j] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(lo));
-    out[j + 8] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(lo, 1));
-    out[j + 1] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(hi));
-    out[j + 9] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(hi, 1));
-  }
-}
-
-// 32 int8 values at q as int16 at out.
-inline void widen_32_values(const int8_t* q, int16_t* out) {
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
-}
-
 }  // namespace
 }  // namespace deepmla::kernels

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "formats/blocks.hpp"
-#include "kernels/matmul/avx2_util.hpp"
+#include "kernels/matmul/i16_block_avx2.hpp"
 #include "kernels/matmul/tiling.hpp"
 
 namespace deepmla::kernels {
@@ -32,7 +32,7 @@ namespace {
 // fit the 16 registers (16 x 6 would need 24: 8 x 6 and 24 x 2 measured slower).
 constexpr int kI16PanelRows = 16;
 constexpr int kI16TileCols = 3;
-constexpr size_t kI16PanelBlockBytes = sizeof(float) * kI16PanelRows + 16 * 2 * 32;
+constexpr size_t kI16PanelBlockBytes = sizeof(float) * kI16PanelRows + kI16BlockBytes;
 // A slice of k per pack, so that the panel (1088 bytes per block) stays in L2 while a
 // chunk of activations streams past it: at k = 10944 a whole-row panel (372 KB) gained
 // nothing over the int8 panel; 120 blocks are 128 KB.
@@ -51,19 +51,11 @@ void pack_panel_i16(int64_t b0, int64_t nb, const uint8_t* w, size_t w_row_bytes
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* out = panel + size_t(b) * kI16PanelBlockBytes;
     float d[kI16PanelRows];
-    for (int g = 0; g < 2; ++g) {
-      __m256i v[8], pairs[16];
-      DEEPMLA_UNROLL
-      for (int r = 0; r < 8; ++r) {
-        const int row = 8 * g + r;
-        d[row] = row < rows ? _cvtsh_ss(wr[row][b0 + b].d) : 0.0f;
-        v[r] = row < rows ? Weights::raw_values(wr[row] + b0 + b) : _mm256_setzero_si256();
-      }
-      widen_pairs_8_rows(v, pairs);
-      DEEPMLA_UNROLL
-      for (int p = 0; p < 16; ++p)
-        _mm256_store_si256(reinterpret_cast<__m256i*>(out + sizeof d + 32 * (2 * p + g)), pairs[p]);
-    }
+    DEEPMLA_UNROLL
+    for (int r = 0; r < kI16PanelRows; ++r) d[r] = r < rows ? _cvtsh_ss(wr[r][b0 + b].d) : 0.0f;
+    store_i16_block(
+        [&](int r) { return r < rows ? Weights::raw_values(wr[r] + b0 + b) : _mm256_setzero_si256(); },
+        out + sizeof d);
     std::memcpy(out, d, sizeof d);
   }
 }
@@ -123,20 +115,7 @@ void panel_i16_tile(int64_t nb, const uint8_t* panel, const int16_t* a, int64_t 
     __m256i sum[C][2];
     DEEPMLA_UNROLL
     for (int c = 0; c < C; ++c) sum[c][0] = sum[c][1] = _mm256_setzero_si256();
-    // By 4: a routed expert's n = 48 ran 55 -> 58 GMAC/s against by 2 (n = 512 the same);
-    // all 16 spill the sums.
-    DEEPMLA_UNROLL_4
-    for (int p = 0; p < 16; ++p) {
-      const __m256i w0 = _mm256_load_si256(q + 2 * p), w1 = _mm256_load_si256(q + 2 * p + 1);
-      DEEPMLA_UNROLL
-      for (int c = 0; c < C; ++c) {
-        int32_t pair;
-        std::memcpy(&pair, a + size_t(c) * size_t(k) + 32 * b + 2 * p, 4);
-        const __m256i av = _mm256_set1_epi32(pair);
-        sum[c][0] = _mm256_add_epi32(sum[c][0], _mm256_madd_epi16(w0, av));
-        sum[c][1] = _mm256_add_epi32(sum[c][1], _mm256_madd_epi16(w1, av));
-      }
-    }
+    madd_i16_block<C>(q, a + 32 * b, k, sum);
     const __m256 dw0 = _mm256_load_ps(reinterpret_cast<const float*>(pb));
     const __m256 dw1 = _mm256_load_ps(reinterpret_cast<const float*>(pb) + 8);
     DEEPMLA_UNROLL

@@ -20,6 +20,7 @@
 #include "formats/blocks.hpp"
 #include "kernels/matmul/avx2_util.hpp"
 #include "kernels/matmul/block_gemv_avx2.hpp"  // kPrefetchBytes, prefetch_stream
+#include "kernels/matmul/i16_block_avx2.hpp"
 #include "kernels/matmul/tiling.hpp"
 
 namespace deepmla::kernels {
@@ -76,7 +77,6 @@ const TileFn kTiles[2][4] = DEEPMLA_TILES_2x4(tile);
 // 16 x 6 tiles: 12 int32 sums + 2 weight registers + a broadcast + a product fill the 16.
 constexpr int kPanelRows = 16;
 constexpr int kPanelCols = 6;
-constexpr size_t kPanelBlockBytes = 16 * 2 * 32;  // 32 values of 16 rows as int16
 // k in slices of this many 32-value blocks (128 KiB of panel), so a panel stays in L2
 // while the chunk's activations stream past; the int32 sums wait in `partial` between.
 constexpr int64_t kSliceBlocks = 128;
@@ -85,26 +85,18 @@ constexpr int64_t kPanelMinN = 32;
 
 const int8_t* row_values(const uint8_t* row) { return reinterpret_cast<const int8_t*>(row + sizeof(RowHeaderQ8_KV)); }
 
-// Blocks [b0, b0 + nb) of `rows` (<= 16) weight rows; missing rows are zeros. Panel block
-// b = for each pair p of its 32 values two registers g: lane r of register 2p + g holds
-// values 2p, 2p + 1 of row 8g + r as int16.
+// Blocks [b0, b0 + nb) of `rows` (<= 16) weight rows (i16_block_avx2.hpp's layout);
+// missing rows are zeros.
 void pack_panel(int64_t b0, int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows, uint8_t* panel) {
   const int8_t* wq[kPanelRows];
   for (int r = 0; r < kPanelRows; ++r) wq[r] = row_values(w + size_t(r < rows ? r : 0) * w_row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* out = panel + size_t(b) * kPanelBlockBytes;
-    for (int g = 0; g < 2; ++g) {
-      __m256i v[8], pairs[16];
-      DEEPMLA_UNROLL
-      for (int r = 0; r < 8; ++r) {
-        const int row = 8 * g + r;
-        v[r] = row < rows ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[row] + 32 * (b0 + b)))
-                          : _mm256_setzero_si256();
-      }
-      widen_pairs_8_rows(v, pairs);
-      DEEPMLA_UNROLL
-      for (int p = 0; p < 16; ++p) _mm256_store_si256(reinterpret_cast<__m256i*>(out + 32 * (2 * p + g)), pairs[p]);
-    }
+    const int64_t j = 32 * (b0 + b);
+    store_i16_block(
+        [&](int r) {
+          return r < rows ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[r] + j)) : _mm256_setzero_si256();
+        },
+        panel + size_t(b) * kI16BlockBytes);
   }
 }
 
@@ -146,20 +138,9 @@ void panel_tile(int64_t nb, const uint8_t* panel, const int16_t* a, int64_t k, c
                         : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(partial + R * c + 8 * h));
   }
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i* q = reinterpret_cast<const __m256i*>(panel + size_t(b) * kPanelBlockBytes);
+    const __m256i* q = reinterpret_cast<const __m256i*>(panel + size_t(b) * kI16BlockBytes);
     pf.step();
-    DEEPMLA_UNROLL_4
-    for (int p = 0; p < 16; ++p) {
-      const __m256i w0 = _mm256_load_si256(q + 2 * p), w1 = _mm256_load_si256(q + 2 * p + 1);
-      DEEPMLA_UNROLL
-      for (int c = 0; c < C; ++c) {
-        int32_t pair;
-        std::memcpy(&pair, a + size_t(c) * size_t(k) + 32 * b + 2 * p, 4);
-        const __m256i av = _mm256_set1_epi32(pair);
-        sum[c][0] = _mm256_add_epi32(sum[c][0], _mm256_madd_epi16(w0, av));
-        sum[c][1] = _mm256_add_epi32(sum[c][1], _mm256_madd_epi16(w1, av));
-      }
-    }
+    madd_i16_block<C>(q, a + 32 * b, k, sum);
   }
   if (!last) {
     DEEPMLA_UNROLL
@@ -196,7 +177,7 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   const int64_t nb = k / 32;
   const int64_t slices = (nb + kSliceBlocks - 1) / kSliceBlocks;
   const int64_t slice_blocks = (nb + slices - 1) / slices;
-  uint8_t* panel = PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks) * kPanelBlockBytes);
+  uint8_t* panel = PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks) * kI16BlockBytes);
   PanelScratchQ8KV& s = PanelScratchQ8KV::of_this_thread();
   // Widened rows are twice the bytes of the rows they come from.
   const int64_t chunk = chunk_rows(kPanelChunkBytes / 2, x_row_bytes, n, C);
