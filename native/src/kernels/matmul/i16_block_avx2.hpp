@@ -54,7 +54,7 @@ inline void widen_32_values(const int8_t* q, int16_t* out) {
 // The 32 values of 16 rows as one panel block at out (32-byte aligned); values(r) gives
 // row r's 32 int8 (8 rows at a time, so they stay in registers).
 template <class Values>
-inline __attribute__((always_inline)) void store_i16_block(Values values, uint8_t* out) {
+DEEPMLA_ALWAYS_INLINE void store_i16_block(Values values, uint8_t* out) {
   for (int g = 0; g < 2; ++g) {
     __m256i v[8], pairs[16];
     DEEPMLA_UNROLL
@@ -68,8 +68,7 @@ inline __attribute__((always_inline)) void store_i16_block(Values values, uint8_
 // One panel block q against C activation rows' 32 int16 values at a, a + k, ...: the 16
 // rows' int32 partial dots added to sum[c][0] (rows 0..7) and sum[c][1] (rows 8..15).
 template <int C>
-inline __attribute__((always_inline)) void madd_i16_block(const __m256i* q, const int16_t* a, int64_t k,
-                                                          __m256i (&sum)[C][2]) {
+DEEPMLA_ALWAYS_INLINE void madd_i16_block(const __m256i* q, const int16_t* a, int64_t k, __m256i (&sum)[C][2]) {
   // By 4: a routed expert's n = 48 ran 55 -> 58 GMAC/s against by 2 (Q8_0, n = 512 the
   // same); all 16 spill the sums.
   DEEPMLA_UNROLL_4

@@ -151,6 +151,14 @@ void run_tiles(const TileFn (&tiles)[MR][NC], int64_t k, const uint8_t* w, size_
 #define DEEPMLA_UNROLL_4
 #endif
 
+// For helpers that take a tile's accumulators by reference: inlined, they stay in
+// registers; called, every one would go through memory.
+#if defined(__GNUC__) || defined(__clang__)
+#define DEEPMLA_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define DEEPMLA_ALWAYS_INLINE inline
+#endif
+
 // Tile tables from a function template tile<R, C> (2 x 4, 4 x 2 and 4 x 4 shapes).
 #define DEEPMLA_TILES_2x4(tile) \
   { {tile<1, 1>, tile<1, 2>, tile<1, 3>, tile<1, 4>}, {tile<2, 1>, tile<2, 2>, tile<2, 3>, tile<2, 4>} }
