@@ -9,10 +9,12 @@ namespace deepmla {
 
 OpProfile* OpProfile::from_environment() {
   const char* v = std::getenv("DEEPMLA_PROFILE");
-  return v != nullptr && *v != '\0' && std::string(v) != "0" ? new OpProfile() : nullptr;
+  if (v == nullptr || *v == '\0' || std::string(v) == "0") return nullptr;
+  return new OpProfile(std::string(v) == "warm");
 }
 
 void OpProfile::add(const std::string& kind, const std::string& name, int64_t n_tokens, std::chrono::nanoseconds elapsed) {
+  if (skip_first_ && n_tokens > 1 && seen_.insert(kind + " " + name).second) return;
   std::string key = name;
   if (key.rfind("blk.", 0) == 0) {
     const size_t dot = key.find('.', 4);
@@ -30,7 +32,7 @@ OpProfile::~OpProfile() {
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   double total = 0;
   for (const auto& r : rows) total += r.second.seconds;
-  std::fprintf(stderr, "deepmla profile: %.3f s in ops\n%10s %8s %6s  %s\n", total, "ms", "calls", "%", "op");
+  std::fprintf(stderr, "deepmla profile%s: %.3f s in ops\n%10s %8s %6s  %s\n", skip_first_ ? " (first prompt call of each node left out)" : "", total, "ms", "calls", "%", "op");
   for (const auto& [key, e] : rows)
     std::fprintf(stderr, "%10.2f %8lld %6.2f  %s\n", e.seconds * 1e3, static_cast<long long>(e.calls),
                  total > 0 ? 100 * e.seconds / total : 0.0, key.c_str());
