@@ -118,20 +118,23 @@ inline __m512i amx_bf16_block(const typename Weights::Block* b) {
 }
 
 // In place: v[c] becomes column c of the 16 x 16 dword matrix whose rows were v[0..15].
-inline void transpose_16x16_dwords(__m512i (&v)[16]) {
+DEEPMLA_ALWAYS_INLINE void transpose_16x16_dwords(__m512i (&v)[16]) {
   __m512i t[16];
+  DEEPMLA_UNROLL
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
   }
   // u[4i + c], 128-bit lane L: column 4L + c of rows 4i..4i+3.
   __m512i u[16];
+  DEEPMLA_UNROLL
   for (int i = 0; i < 4; ++i) {
     u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
     u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
     u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
     u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
   }
+  DEEPMLA_UNROLL
   for (int c = 0; c < 4; ++c) {
     const __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xdd);
     const __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);

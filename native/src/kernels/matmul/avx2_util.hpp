@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "kernels/unroll.hpp"
+
 namespace deepmla::kernels {
 namespace {
 
@@ -36,18 +38,21 @@ inline __m256i dot_i8x32(__m256i w_abs, __m256i w, __m256i a) {
 }
 
 // 8 x 8 transpose of 32-bit lanes: out[l] lane r = in[r] lane l.
-inline void transpose_8x8_epi32(const __m256i in[8], __m256i out[8]) {
+DEEPMLA_ALWAYS_INLINE void transpose_8x8_epi32(const __m256i in[8], __m256i out[8]) {
   __m256i t[8], u[8];
+  DEEPMLA_UNROLL
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
     t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
   }
+  DEEPMLA_UNROLL
   for (int i = 0; i < 2; ++i) {
     u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
     u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
     u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
     u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
   }
+  DEEPMLA_UNROLL
   for (int l = 0; l < 4; ++l) {
     out[l] = _mm256_permute2x128_si256(u[l], u[4 + l], 0x20);
     out[l + 4] = _mm256_permute2x128_si256(u[l], u[4 + l], 0x31);

@@ -48,19 +48,21 @@ void pack_panel(int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows, uint
   for (int r = 0; r < kPanelRows; ++r) wr[r] = reinterpret_cast<const Block*>(w + size_t(r < rows ? r : 0) * w_row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* out = panel + size_t(b) * kPanelBlockBytes;
-    float d[kPanelRows];
+    // The 8 scales converted by one vcvtph2ps: one by one they cost more than the
+    // transpose (with its loops unrolled, avx2_util.hpp, 60 -> 20 cycles per block, Zen3).
+    alignas(16) uint16_t d16[kPanelRows];
     __m256i v[kPanelRows], t[kPanelRows];
     DEEPMLA_UNROLL
     for (int r = 0; r < kPanelRows; ++r) {
       if (r < rows) {
-        d[r] = _cvtsh_ss(wr[r][b].d);
+        d16[r] = wr[r][b].d;
         v[r] = Weights::raw_values(wr[r] + b);
       } else {
-        d[r] = 0.0f;
+        d16[r] = 0;
         v[r] = _mm256_set1_epi8(char(Weights::kOffset));  // zero values
       }
     }
-    std::memcpy(out, d, sizeof d);
+    _mm256_storeu_ps(reinterpret_cast<float*>(out), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(d16))));
     transpose_8x8_epi32(v, t);
     DEEPMLA_UNROLL
     for (int l = 0; l < 8; ++l) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 + 32 * l), t[l]);

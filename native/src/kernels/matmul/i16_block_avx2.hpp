@@ -16,23 +16,27 @@ namespace {
 constexpr size_t kI16BlockBytes = 16 * 2 * 32;
 
 // Pair p (0..15) of 8 rows' 32 values, widened: out[p] lane r = values 2p, 2p + 1 of v[r].
-inline void widen_pairs_8_rows(const __m256i v[8], __m256i out[16]) {
+DEEPMLA_ALWAYS_INLINE void widen_pairs_8_rows(const __m256i v[8], __m256i out[16]) {
   // A lane-local 8 x 8 transpose of 16-bit words (pairs of int8): register j ends with
   // pair j of rows 0..7 in its low 128 bits and pair j + 8 in its high 128 bits. (Widening
   // first and then two transpose_8x8_epi32 is the same result with a third
   // more shuffles: a routed expert's GEMM, n = 48, 57 -> 55 GMAC/s.)
   __m256i t[8], u[8];
+  DEEPMLA_UNROLL
   for (int i = 0; i < 4; ++i) {
     t[2 * i] = _mm256_unpacklo_epi16(v[2 * i], v[2 * i + 1]);
     t[2 * i + 1] = _mm256_unpackhi_epi16(v[2 * i], v[2 * i + 1]);
   }
+  DEEPMLA_UNROLL
   for (int i = 0; i < 2; ++i) {
+    DEEPMLA_UNROLL
     for (int h = 0; h < 2; ++h) {
       u[4 * i + 2 * h] = _mm256_unpacklo_epi32(t[4 * i + h], t[4 * i + 2 + h]);
       u[4 * i + 2 * h + 1] = _mm256_unpackhi_epi32(t[4 * i + h], t[4 * i + 2 + h]);
     }
   }
   // u[m] (u[4 + m]) holds words 2m and 2m + 1 of rows 0..3 (4..7) in each lane.
+  DEEPMLA_UNROLL
   for (int m = 0; m < 4; ++m) {
     const __m256i lo = _mm256_unpacklo_epi64(u[m], u[4 + m]);
     const __m256i hi = _mm256_unpackhi_epi64(u[m], u[4 + m]);
@@ -55,6 +59,7 @@ inline void widen_32_values(const int8_t* q, int16_t* out) {
 // row r's 32 int8 (8 rows at a time, so they stay in registers).
 template <class Values>
 DEEPMLA_ALWAYS_INLINE void store_i16_block(Values values, uint8_t* out) {
+  DEEPMLA_UNROLL
   for (int g = 0; g < 2; ++g) {
     __m256i v[8], pairs[16];
     DEEPMLA_UNROLL

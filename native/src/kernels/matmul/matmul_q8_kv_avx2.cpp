@@ -8,8 +8,9 @@
 //   multiplies: block_panel_i16_avx2.hpp). Zen3, 1 thread, k = 2048, max of 3-5 runs,
 //   GMAC/s, sign-trick tiles -> panels: m = 2048 n = 512 59 -> 71, n = 64 60 -> 65; a
 //   routed expert (m = 1408, weights from DRAM) n = 48 59 -> 64, n = 96 59 -> 68, n = 32
-//   56 -> 59, n = 16 53 -> 47 (hence kPanelMinN). A 4-layer Q8_KV bench model's pp512,
-//   1 thread: ~170 -> ~200 t/s.
+//   56 -> 59, n = 16 53 -> 47. A 4-layer Q8_KV bench model's pp512, 1 thread: ~170 ->
+//   ~200 t/s. With the pack's transpose unrolled (i16_block_avx2.hpp, session 18): n = 48
+//   64 -> 70, and the panels win from 12 rows (n = 8 47 -> 45, 12 51 -> 53, 16 54 -> 58).
 // - fewer rows: 2 weight rows x 4 activation rows per tile by the sign trick, in place.
 //   (An 8-row int8 panel as for Q8_0 was tried and measured slower: both do 4 integer ops
 //   per 32 products and there is no per-block float work to amortise.)
@@ -81,7 +82,7 @@ constexpr int kPanelCols = 6;
 // while the chunk's activations stream past; the int32 sums wait in `partial` between.
 constexpr int64_t kSliceBlocks = 128;
 // Below this many activation rows the in-place tiles win (no packing; measured above).
-constexpr int64_t kPanelMinN = 32;
+constexpr int64_t kPanelMinN = 12;
 
 const int8_t* row_values(const uint8_t* row) { return reinterpret_cast<const int8_t*>(row + sizeof(RowHeaderQ8_KV)); }
 

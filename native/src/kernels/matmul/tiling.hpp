@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/unroll.hpp"
+
 namespace deepmla::kernels {
 namespace {
 
@@ -133,31 +135,6 @@ void run_tiles(const TileFn (&tiles)[MR][NC], int64_t k, const uint8_t* w, size_
 
 }  // namespace
 }  // namespace deepmla::kernels
-
-// Fully unrolls a loop over tile rows/columns so that per-tile arrays of accumulators
-// live in registers: GCC's -O2 (our release flags) does not do this on its own, and
-// without it every FMA goes through the stack.
-#if defined(__clang__)
-#define DEEPMLA_UNROLL _Pragma("unroll")
-#define DEEPMLA_UNROLL_2 _Pragma("unroll 2")
-#define DEEPMLA_UNROLL_4 _Pragma("unroll 4")
-#elif defined(__GNUC__)
-#define DEEPMLA_UNROLL _Pragma("GCC unroll 16")
-#define DEEPMLA_UNROLL_2 _Pragma("GCC unroll 2")
-#define DEEPMLA_UNROLL_4 _Pragma("GCC unroll 4")
-#else
-#define DEEPMLA_UNROLL
-#define DEEPMLA_UNROLL_2
-#define DEEPMLA_UNROLL_4
-#endif
-
-// For helpers that take a tile's accumulators by reference: inlined, they stay in
-// registers; called, every one would go through memory.
-#if defined(__GNUC__) || defined(__clang__)
-#define DEEPMLA_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define DEEPMLA_ALWAYS_INLINE inline
-#endif
 
 // Tile tables from a function template tile<R, C> (2 x 4, 4 x 2 and 4 x 4 shapes).
 #define DEEPMLA_TILES_2x4(tile) \
