@@ -44,16 +44,18 @@ void pack_activation_panels(int64_t nb, const uint8_t* x, size_t x_row_bytes, in
       xr[r] = reinterpret_cast<const BlockQ8_0*>(x + size_t(g * kActPanelRows + (r < rows ? r : 0)) * x_row_bytes);
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* out = panels + size_t(g * nb + b) * kActPanelBlockBytes;
-      float d[kActPanelRows];
+      alignas(32) uint16_t d16[kActPanelRows];
       int32_t start[kActPanelRows];
       __m256i v[kActPanelRows];
+      DEEPMLA_UNROLL
       for (int r = 0; r < kActPanelRows; ++r) {
         // Missing rows: zero quants and scale, so their lanes add nothing.
         v[r] = r < rows ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr[r][b].qs)) : _mm256_setzero_si256();
-        d[r] = r < rows ? _cvtsh_ss(xr[r][b].d) : 0.0f;
+        d16[r] = r < rows ? xr[r][b].d : 0;
         start[r] = -kOffset * sum_i8x32(v[r]);
       }
-      std::memcpy(out, d, sizeof d);
+      // The 16 scales by one vcvtph2ps (pack_panel_vnni's reason).
+      _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d16))));
       std::memcpy(out + 64, start, sizeof start);
       store_dword_lanes_16x32(v, out + 128);
     }

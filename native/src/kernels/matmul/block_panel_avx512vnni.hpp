@@ -41,14 +41,17 @@ void pack_panel_vnni(int64_t nb, const uint8_t* w, size_t w_row_bytes, int rows,
     wr[r] = reinterpret_cast<const Block*>(w + size_t(r < rows ? r : 0) * w_row_bytes);
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* out = panel + size_t(b) * kVnniPanelBlockBytes;
-    float d[kVnniPanelRows];
+    // Unrolled, with the 16 scales converted by one vcvtph2ps: as a loop its registers went
+    // through the stack (the AVX2 packs' same change: 3x faster on Zen3; not timed here).
+    alignas(32) uint16_t d16[kVnniPanelRows];
     __m256i v[kVnniPanelRows];
+    DEEPMLA_UNROLL
     for (int r = 0; r < kVnniPanelRows; ++r) {
       // Missing rows: value 0 (u = kOffset) with scale 0.
-      d[r] = r < rows ? _cvtsh_ss(wr[r][b].d) : 0.0f;
+      d16[r] = r < rows ? wr[r][b].d : 0;
       v[r] = r < rows ? Weights::unsigned_values(wr[r] + b) : _mm256_set1_epi8(char(Weights::kOffset));
     }
-    std::memcpy(out, d, sizeof d);
+    _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d16))));
     store_dword_lanes_16x32(v, out + 64);
   }
 }
