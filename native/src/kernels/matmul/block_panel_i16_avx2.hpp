@@ -147,53 +147,30 @@ void panel_i16_tile(int64_t nb, const uint8_t* panel, const int16_t* a, int64_t 
   }
 }
 
-// run_panels for signed weights and n >= kI16PanelMinN: activation rows in chunks that
-// stay in L3, widened once per chunk; then for each panel of 16 weight rows and each
-// slice of k, one pack and every activation row of the chunk, 3 at a time.
+// run_panels for signed weights and n >= kI16PanelMinN: run_i16_panels with 3-column
+// tiles; later slices of k add to the outputs of the earlier ones.
 template <class Weights>
 void run_panels_i16(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                     size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
-  constexpr int R = kI16PanelRows, C = kI16TileCols;
+  constexpr int C = kI16TileCols;
   using TileFn = void (*)(int64_t, const uint8_t*, const int16_t*, int64_t, const float*, int64_t, int, bool, float*,
                           size_t, PanelPrefetcher&);
   static constexpr TileFn tiles[C + 1] = {nullptr, panel_i16_tile<1>, panel_i16_tile<2>, panel_i16_tile<3>};
   const int64_t nb = k / 32;
-  const int64_t slices = (nb + kI16SliceBlocks - 1) / kI16SliceBlocks;
-  const int64_t slice_blocks = (nb + slices - 1) / slices;
-  auto& s = PanelScratch<32, char>::of_this_thread();
-  uint8_t* panel = s.panel_bytes(size_t(slice_blocks) * kI16PanelBlockBytes);
+  uint8_t* panel = PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks_of(nb, kI16SliceBlocks)) *
+                                                                       kI16PanelBlockBytes);
   WideActivations& wide = WideActivations::of_this_thread();
-  // Widened rows are twice the bytes of the Q8_0 rows they come from.
-  const int64_t chunk = chunk_rows(kPanelChunkBytes / 2, x_row_bytes, n, C);
-  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-    const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
-    wide.widen(nb, x + size_t(i0) * x_row_bytes, x_row_bytes, i1 - i0);
-    for (int64_t r = r0; r < r1; r += R) {
-      const int rows = int(r1 - r < R ? r1 - r : R);
-      float* yr = y + size_t(i0) * y_stride + size_t(r);
-      for (int64_t b0 = 0; b0 < nb; b0 += slice_blocks) {
-        const int64_t sb = nb - b0 < slice_blocks ? nb - b0 : slice_blocks;
+  run_i16_panels<C>(
+      nb, kI16SliceBlocks, w, w_row_bytes, 0, sizeof(typename Weights::Block), r0, r1, x_row_bytes, n,
+      [&](int64_t i0, int64_t i1) { wide.widen(nb, x + size_t(i0) * x_row_bytes, x_row_bytes, i1 - i0); },
+      [&](int64_t r, int rows, int64_t b0, int64_t sb) {
         pack_panel_i16<Weights>(b0, sb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
-        // While this slice's tiles run: the next slice of these rows, else the next panel.
-        PanelPrefetcher pf;
-        const bool last_slice = b0 + sb >= nb;
-        const int64_t steps = (i1 - i0 + C - 1) / C * sb;
-        if (!last_slice) {
-          pf.reset(w + size_t(r) * w_row_bytes + size_t(b0 + sb) * sizeof(typename Weights::Block), w_row_bytes, rows,
-                   steps, size_t(slice_blocks) * sizeof(typename Weights::Block));
-        } else {
-          pf.reset(w + size_t(r + R) * w_row_bytes, w_row_bytes, next_panel_rows(r + R, r1, R), steps,
-                   slices > 1 ? size_t(slice_blocks) * sizeof(typename Weights::Block) : 0);
-        }
-        for (int64_t i = 0; i < i1 - i0; i += C) {
-          const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
-          tiles[cols](sb, panel, wide.values.data() + size_t(i) * size_t(k) + size_t(32 * b0), k,
-                      wide.scales.data() + size_t(i * nb + b0), nb, rows, b0 > 0, yr + size_t(i) * y_stride, y_stride,
-                      pf);
-        }
-      }
-    }
-  }
+      },
+      [&](int64_t i0, int64_t i, int cols, int64_t r, int rows, int64_t b0, int64_t sb, PanelPrefetcher& pf) {
+        tiles[cols](sb, panel, wide.values.data() + size_t(i) * size_t(k) + size_t(32 * b0), k,
+                    wide.scales.data() + size_t(i * nb + b0), nb, rows, b0 > 0,
+                    y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
+      });
 }
 
 }  // namespace

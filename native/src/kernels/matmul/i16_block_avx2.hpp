@@ -90,5 +90,49 @@ DEEPMLA_ALWAYS_INLINE void madd_i16_block(const __m256i* q, const int16_t* a, in
   }
 }
 
+// Blocks per k slice: nb cut into slices of at most slice_max, evened out.
+inline int64_t slice_blocks_of(int64_t nb, int64_t slice_max) {
+  const int64_t slices = (nb + slice_max - 1) / slice_max;
+  return (nb + slices - 1) / slices;
+}
+
+// The loop nest of both int16 GEMMs: activation rows [0, n) in chunks that stay in L3,
+// widen(i0, i1) once per chunk; then for each panel of 16 weight rows [r, r + rows) of
+// [r0, r1) and each slice [b0, b0 + sb) of the nb blocks (at most slice_max, evened out),
+// pack(r, rows, b0, sb) and tile(i0, i, cols, r, rows, b0, sb, pf) for every C activation
+// rows of the chunk. While a slice's tiles run, pf brings in the next slice of these rows,
+// else the next panel's. A weight row's blocks start data_offset bytes in, block_bytes apart.
+template <int C, class Widen, class Pack, class Tile>
+DEEPMLA_ALWAYS_INLINE void run_i16_panels(int64_t nb, int64_t slice_max, const uint8_t* w, size_t w_row_bytes,
+                                          size_t data_offset, size_t block_bytes, int64_t r0, int64_t r1,
+                                          size_t x_row_bytes, int64_t n, Widen widen, Pack pack, Tile tile) {
+  constexpr int R = 16;
+  const int64_t slice_blocks = slice_blocks_of(nb, slice_max);
+  const size_t slice_bytes = size_t(slice_blocks) * block_bytes;
+  // Widened rows are twice the bytes of the int8 rows they come from.
+  const int64_t chunk = chunk_rows(kPanelChunkBytes / 2, x_row_bytes, n, C);
+  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
+    widen(i0, i1);
+    for (int64_t r = r0; r < r1; r += R) {
+      const int rows = int(r1 - r < R ? r1 - r : R);
+      for (int64_t b0 = 0; b0 < nb; b0 += slice_blocks) {
+        const int64_t sb = nb - b0 < slice_blocks ? nb - b0 : slice_blocks;
+        pack(r, rows, b0, sb);
+        PanelPrefetcher pf;
+        const int64_t steps = (i1 - i0 + C - 1) / C * sb;
+        if (b0 + sb < nb) {
+          pf.reset(w + size_t(r) * w_row_bytes + data_offset + size_t(b0 + sb) * block_bytes, w_row_bytes, rows, steps,
+                   slice_bytes);
+        } else {
+          pf.reset(w + size_t(r + R) * w_row_bytes, w_row_bytes, next_panel_rows(r + R, r1, R), steps,
+                   slice_blocks < nb ? slice_bytes : 0);
+        }
+        for (int64_t i = 0; i < i1 - i0; i += C) tile(i0, i, i1 - i0 - i < C ? int(i1 - i0 - i) : C, r, rows, b0, sb, pf);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace deepmla::kernels

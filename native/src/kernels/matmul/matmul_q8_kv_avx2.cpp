@@ -165,9 +165,8 @@ void panel_tile(int64_t nb, const uint8_t* panel, const int16_t* a, int64_t k, c
   }
 }
 
-// Activation rows in chunks that stay in L3, widened once per chunk; then for each panel
-// of 16 weight rows and each slice of k, one pack and every activation row of the chunk,
-// 6 at a time.
+// run_i16_panels with 6-column tiles; the int32 sums of a panel's earlier slices wait in
+// `partial`.
 void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int64_t r1, const uint8_t* x,
                 size_t x_row_bytes, int64_t n, float* y, size_t y_stride) {
   constexpr int R = kPanelRows, C = kPanelCols;
@@ -176,43 +175,23 @@ void run_panels(int64_t k, const uint8_t* w, size_t w_row_bytes, int64_t r0, int
   static constexpr PanelTileFn tiles[C + 1] = {nullptr,          panel_tile<1>, panel_tile<2>, panel_tile<3>,
                                                panel_tile<4>, panel_tile<5>, panel_tile<6>};
   const int64_t nb = k / 32;
-  const int64_t slices = (nb + kSliceBlocks - 1) / kSliceBlocks;
-  const int64_t slice_blocks = (nb + slices - 1) / slices;
-  uint8_t* panel = PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks) * kI16BlockBytes);
+  uint8_t* panel =
+      PanelScratch<32, char>::of_this_thread().panel_bytes(size_t(slice_blocks_of(nb, kSliceBlocks)) * kI16BlockBytes);
   PanelScratchQ8KV& s = PanelScratchQ8KV::of_this_thread();
-  // Widened rows are twice the bytes of the rows they come from.
-  const int64_t chunk = chunk_rows(kPanelChunkBytes / 2, x_row_bytes, n, C);
-  for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-    const int64_t i1 = n - i0 < chunk ? n : i0 + chunk;
-    s.widen(k, x + size_t(i0) * x_row_bytes, x_row_bytes, i1 - i0);
-    for (int64_t r = r0; r < r1; r += R) {
-      const int rows = int(r1 - r < R ? r1 - r : R);
-      float dw[R] = {};
-      for (int j = 0; j < rows; ++j) dw[j] = row_scale(w + size_t(r + j) * w_row_bytes);
-      for (int64_t b0 = 0; b0 < nb; b0 += slice_blocks) {
-        const int64_t sb = nb - b0 < slice_blocks ? nb - b0 : slice_blocks;
-        const bool last = b0 + sb >= nb;
+  float dw[R];  // the panel's row scales, taken with its first slice
+  run_i16_panels<C>(
+      nb, kSliceBlocks, w, w_row_bytes, sizeof(RowHeaderQ8_KV), 32, r0, r1, x_row_bytes, n,
+      [&](int64_t i0, int64_t i1) { s.widen(k, x + size_t(i0) * x_row_bytes, x_row_bytes, i1 - i0); },
+      [&](int64_t r, int rows, int64_t b0, int64_t sb) {
+        if (b0 == 0)
+          for (int j = 0; j < R; ++j) dw[j] = j < rows ? row_scale(w + size_t(r + j) * w_row_bytes) : 0.0f;
         pack_panel(b0, sb, w + size_t(r) * w_row_bytes, w_row_bytes, rows, panel);
-        // While this slice's tiles run: the next slice of these rows, else the next panel.
-        const size_t slice_bytes = size_t(slice_blocks) * 32;
-        const int64_t steps = (i1 - i0 + C - 1) / C * sb;
-        PanelPrefetcher pf;
-        if (!last) {
-          pf.reset(w + size_t(r) * w_row_bytes + sizeof(RowHeaderQ8_KV) + size_t(b0 + sb) * 32, w_row_bytes, rows,
-                   steps, slice_bytes);
-        } else {
-          pf.reset(w + size_t(r + R) * w_row_bytes, w_row_bytes, next_panel_rows(r + R, r1, R), steps,
-                   slices > 1 ? slice_bytes : 0);
-        }
-        for (int64_t i = 0; i < i1 - i0; i += C) {
-          const int64_t cols = i1 - i0 - i < C ? i1 - i0 - i : C;
-          tiles[cols](sb, panel, s.values.data() + size_t(i * k + 32 * b0), k, s.scales.data() + i,
-                      s.partial.data() + size_t(i) * R, b0 == 0, last, dw, rows,
-                      y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
-        }
-      }
-    }
-  }
+      },
+      [&](int64_t i0, int64_t i, int cols, int64_t r, int rows, int64_t b0, int64_t sb, PanelPrefetcher& pf) {
+        tiles[cols](sb, panel, s.values.data() + size_t(i * k + 32 * b0), k, s.scales.data() + i,
+                    s.partial.data() + size_t(i) * R, b0 == 0, b0 + sb >= nb, dw, rows,
+                    y + size_t(i0 + i) * y_stride + size_t(r), y_stride, pf);
+      });
 }
 
 // GEMV: one row at a time (the thread's rows are one sequential stream), 128 bytes per
