@@ -36,9 +36,11 @@ function bytesPerToken(info, config) {
     else if (/_exps\.weight$/.test(name)) b *= fraction;
     else if (/attn_kv_b\.weight$/.test(name)) {
       if (hasSplit) continue;
-      // A legacy file's k_b and v_b are derived at context creation: F32 from F32, else F16.
+      // A legacy file's k_b is derived at context creation (F32 from F32, else F16); its
+      // v_b is a view of kv_b's own v rows.
       const values = t.shape.reduce((a, v) => a * v, 1);
-      b = values * (t.type === 'f32' ? 4 : 2);
+      const kShare = config.nopeDim / (config.nopeDim + config.vHeadDim);
+      b = values * kShare * (t.type === 'f32' ? 4 : 2) + t.nbytes * (1 - kShare);
     }
     bytes += b;
     rows.push([name, b]);

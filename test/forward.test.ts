@@ -80,6 +80,19 @@ describe.each(manifest.fixtures.map((f) => [f.name, f] as [string, Fixture]))('%
     expect(result.outlierFraction).toBeLessThanOrEqual(bound.outlier_fraction);
   });
 
+  // A legacy file (attn_kv_b) gets the split tensors of the absorbed modes derived at
+  // context creation: attn_k_b transposed into F16 (F32 from F32), attn_v_b a view of
+  // kv_b's own rows in their own type, read in place (the bounds above hold mla 2 to it).
+  (fixture.model.includes('legacy') ? test : test.skip)('derived attn_k_b is F16 or F32, attn_v_b is attn_kv_b\'s type', async () => {
+    const context = await model.createContext({ contextSize: 16, threads: 2, mla: 2 });
+    await context.dispose();
+    for (const p of ['blk.0.', 'blk.1.']) {
+      const kvB = model.weights.get(`${p}attn_kv_b.weight`)!;
+      expect(model.weights.get(`${p}attn_v_b.weight`)?.type).toBe(kvB.type);
+      expect(model.weights.get(`${p}attn_k_b.weight`)?.type).toBe(kvB.type === 'F32' ? 'F32' : 'F16');
+    }
+  });
+
   // The short prompts stay below mla 3's decompression threshold at the default; these
   // runs take the decompressed path for the prompt and several micro-batches. (With a
   // Q8_0 cache and Q8_0-activation weights the cache rows are read in place; with flash

@@ -67,7 +67,8 @@ export class Model {
 
   /**
    * Makes sure the attention tensors of `layout` exist, deriving them from the other
-   * layout once (DESIGN.md "Two tensor layouts"). Derived tensors are F32 when their
+   * layout once (DESIGN.md "Two tensor layouts"). A derived attn_v_b is a view of
+   * attn_kv_b's rows in their own type; the other derived tensors are F32 when their
    * source is F32 and F16 otherwise, so no weight is quantized twice.
    */
   async ensureLayout(layout: 'split' | 'legacy'): Promise<void> {
@@ -89,7 +90,8 @@ export class Model {
         const source = this.weightInfo.get(`${p}attn_kv_b.weight`)!;
         const type: TypeName = source.type === 'F32' ? 'F32' : 'F16';
         this.weightInfo.set(`${p}attn_k_b.weight`, { type, shape: [c.nopeDim, c.kvLoraRank, c.nHead] });
-        this.weightInfo.set(`${p}attn_v_b.weight`, { type, shape: [c.kvLoraRank, c.vHeadDim, c.nHead] });
+        // A view of kv_b's own rows (no copy), in kv_b's type.
+        this.weightInfo.set(`${p}attn_v_b.weight`, { type: source.type, shape: [c.kvLoraRank, c.vHeadDim, c.nHead] });
       } else {
         const k = this.weightInfo.get(`${p}attn_k_b.weight`)!;
         const v = this.weightInfo.get(`${p}attn_v_b.weight`)!;

@@ -18,6 +18,9 @@ struct WeightView {
   TensorType type = TensorType::F32;
   std::vector<int64_t> ne;
   size_t row_bytes = 0;
+  // Bytes from one matrix of a 3-D weight to the next; 0: the matrices are contiguous
+  // (a derived attn_v_b is a strided view of attn_kv_b's rows).
+  size_t matrix_bytes = 0;
   const uint8_t* data = nullptr;
   bool derived = false;
 };
@@ -32,7 +35,8 @@ class Model {
 
   // Legacy attn_kv_b {kv_lora, n_head * (nope + v)} -> split attn_k_b {nope, kv_lora, n_head}
   // and attn_v_b {kv_lora, v, n_head} for every layer that lacks them, or the reverse.
-  // Derived tensors are F32 for F32 sources and F16 otherwise: no second quantization.
+  // attn_v_b is a view of attn_kv_b's rows in their own type (no copy); the other derived
+  // tensors are F32 for F32 sources and F16 otherwise: no second quantization.
   // Returns the number of tensors created.
   int derive_split_layout(int n_layer, int n_head, int nope, int v_dim, int kv_lora);
   int derive_legacy_layout(int n_layer, int n_head, int nope, int v_dim, int kv_lora);

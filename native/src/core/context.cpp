@@ -92,7 +92,7 @@ void Context::bind_tensor(Tensor& t, const GraphDesc& graph, bool check_arena) c
                                        shape_string(d.ne));
       d.nb[0] = int64_t(type_traits(d.type).block_bytes);
       d.nb[1] = int64_t(t.weight->row_bytes);
-      d.nb[2] = d.nb[1] * d.ne[1];
+      d.nb[2] = t.weight->matrix_bytes ? int64_t(t.weight->matrix_bytes) : d.nb[1] * d.ne[1];
       d.nb[3] = d.nb[2] * d.ne[2];
       return;
     }

@@ -50,7 +50,11 @@ std::vector<float> dequantize(const WeightView& w) {
   for (size_t i = 1; i < w.ne.size(); ++i) rows *= w.ne[i];
   std::vector<float> out(size_t(rows * w.ne[0]));
   const TypeTraits& t = type_traits(w.type);
-  for (int64_t r = 0; r < rows; ++r) t.dequantize_row(w.data + r * w.row_bytes, out.data() + r * w.ne[0], w.ne[0]);
+  const int64_t per_matrix = w.ne.size() > 1 ? w.ne[1] : 1;
+  const size_t matrix_bytes = w.matrix_bytes ? w.matrix_bytes : w.row_bytes * size_t(per_matrix);
+  for (int64_t r = 0; r < rows; ++r)
+    t.dequantize_row(w.data + size_t(r / per_matrix) * matrix_bytes + size_t(r % per_matrix) * w.row_bytes,
+                     out.data() + r * w.ne[0], w.ne[0]);
   return out;
 }
 
@@ -93,17 +97,26 @@ int Model::derive_split_layout(int n_layer, int n_head, int nope, int v_dim, int
     check_shape(kv_b, {kv_lora, int64_t(n_head) * head_rows});
     const TensorType type = kv_b.type == TensorType::F32 ? TensorType::F32 : TensorType::F16;
     const std::vector<float> src = dequantize(kv_b);
-    std::vector<float> k_b(size_t(n_head) * kv_lora * nope), v_b(size_t(n_head) * v_dim * kv_lora);
+    std::vector<float> k_b(size_t(n_head) * kv_lora * nope);
     for (int h = 0; h < n_head; ++h) {
       const float* head = src.data() + size_t(h) * size_t(head_rows) * size_t(kv_lora);
       // k_b[h][c][n] = kv_b[h * (nope + v) + n][c]: rows of k_b run over nope.
       for (int n = 0; n < nope; ++n)
         for (int c = 0; c < kv_lora; ++c) k_b[(size_t(h) * kv_lora + c) * nope + n] = head[size_t(n) * kv_lora + c];
-      // v_b[h][v][c] = kv_b[h * (nope + v) + nope + v][c]: the same rows.
-      std::memcpy(&v_b[size_t(h) * v_dim * kv_lora], head + size_t(nope) * kv_lora, sizeof(float) * v_dim * kv_lora);
     }
     add_derived(prefix + "attn_k_b.weight", type, {nope, kv_lora, n_head}, encode(k_b, type));
-    add_derived(prefix + "attn_v_b.weight", type, {kv_lora, v_dim, n_head}, encode(v_b, type));
+    // v_b[h][v][c] = kv_b[h * (nope + v) + nope + v][c]: kv_b's own rows, so a view of them
+    // in kv_b's type. An F16 copy read twice the bytes of a Q8_0 kv_b in every token (and
+    // held n_head * v * kv_lora * 2 bytes per layer: 1 GB for DeepSeek-V3).
+    WeightView v_b;
+    v_b.name = prefix + "attn_v_b.weight";
+    v_b.type = kv_b.type;
+    v_b.ne = {kv_lora, v_dim, n_head};
+    v_b.row_bytes = kv_b.row_bytes;
+    v_b.matrix_bytes = kv_b.row_bytes * size_t(head_rows);
+    v_b.data = kv_b.data + kv_b.row_bytes * size_t(nope);
+    v_b.derived = true;
+    weights_[v_b.name] = std::move(v_b);
     created += 2;
   }
   return created;
