@@ -9,7 +9,7 @@
 //     S = q' K[:, k_skip:]^T, in tiles of kScoreRows x kScoreKeys  [n_rows, C]
 //     masked entries (j >= visible[r]) = -inf
 //     per row: m' = max(m, max S); f = e^(m - m'); P = e^(S - m'); l = l f + sum P
-//     acc = acc f + P V, V = K[:, :dv], in tiles of kAccRows x kAccVecs vectors
+//     acc = acc f + P V, V = K[:, :dv], in tiles of kFlashAccRows x kAccVecs vectors
 //
 // The chunk of K stays in L2 while every row's scores and values use it.
 // Internal linkage: see kernels/matmul/tiling.hpp.
@@ -183,7 +183,7 @@ void softmax_and_accumulate(const FlashMlaArgs& a, int64_t c0, int64_t n, float*
                             int64_t v_stride) {
   softmax_rows<V>(a, c0, n, s, f);
   const int64_t R = a.n_rows;
-  constexpr int RB = V::kAccRows;
+  constexpr int RB = V::kFlashAccRows;
   int64_t r = 0;
   for (; r + RB <= R; r += RB)
     accumulate_rows<V, RB>(s + r * kC, f + r, v, n, v_stride, a.dv, a.acc + size_t(r) * a.acc_stride, a.acc_stride);

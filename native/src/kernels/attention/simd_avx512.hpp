@@ -18,7 +18,7 @@ struct Avx512 {
   // Score tile: 4 query rows x 4 cache rows = 16 accumulators + 4 keys + 1 query.
   static constexpr int kScoreRows = 4, kScoreKeys = 4;
   // Value tile: 4 query rows x 4 vectors of channels = 16 accumulators.
-  static constexpr int kAccRows = 4, kAccVecs = 4;
+  static constexpr int kAccRows = 4, kAccVecs = 4, kFlashAccRows = kAccRows;
   // decompressed_flash.hpp's score tile: 4 groups of W rows x 4 keys, 16 accumulators.
   static constexpr int kDfTileGroups = 4;
 
