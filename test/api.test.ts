@@ -17,7 +17,7 @@ import {
   loadModel,
 } from '../lib';
 import { fixtureModel, fixturesDir } from './helpers/deepseekFixture';
-import { rejection } from './helpers/errors';
+import { expectRejection, expectThrow, rejection } from './helpers/errors';
 
 // v3-split.f32: f32 weights, so modes agree closely; vocab 512 (DESIGN.md fixtures).
 const modelPath = fixtureModel('v3-split.f32.gguf');
@@ -41,23 +41,6 @@ function tokens(count: number, seed = 12345): number[] {
     out.push((state >>> 8) % nVocab);
   }
   return out;
-}
-
-async function expectRejection(promise: Promise<unknown>, Class: new (...args: never[]) => Error, code: string): Promise<void> {
-  const error = await rejection(promise);
-  expect(error).toBeInstanceOf(Class);
-  expect((error as { code?: unknown }).code).toBe(code);
-}
-
-function expectThrow(fn: () => unknown, Class: new (...args: never[]) => Error, code: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Class);
-  expect((error as { code?: unknown }).code).toBe(code);
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

@@ -18,7 +18,7 @@ import {
 import { GgufTensorType } from '../lib/gguf/tensorType';
 import { GgufWriter } from '../lib/gguf/writer';
 import { kvAt, patched, patchU32, patchU64, smallGguf, tensorAt, TempDir } from './helpers/malformed';
-import { rejection } from './helpers/errors';
+import { expectThrow, rejection } from './helpers/errors';
 
 const fixtures = path.resolve(__dirname, '../../shared/fixtures');
 const modelFiles = fs.readdirSync(path.join(fixtures, 'models')).filter((f) => f.endsWith('.gguf'));
@@ -28,17 +28,6 @@ async function expectGgufError(file: string, code: string): Promise<void> {
   const error = await rejection(inspectGguf(file));
   expect(error).toBeInstanceOf(GgufError);
   expect((error as GgufError).code).toBe(code);
-}
-
-function expectSyncError(fn: () => unknown, Class: new (...args: never[]) => Error, code: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Class);
-  expect((error as { code?: string }).code).toBe(code);
 }
 
 describe('malformed GGUF files', () => {
@@ -205,7 +194,7 @@ describe('malformed GGUF files', () => {
   });
 
   it('inspectGgufBuffer throws the same typed errors synchronously', () => {
-    expectSyncError(() => inspectGgufBuffer(image.buffer.subarray(0, 10)), GgufError, 'GGUF_TRUNCATED');
+    expectThrow(() => inspectGgufBuffer(image.buffer.subarray(0, 10)), GgufError, 'GGUF_TRUNCATED');
     expect(inspectGgufBuffer(image.buffer).tensors).toHaveLength(2);
   });
 });
@@ -327,19 +316,19 @@ describe('metadata accessors', () => {
   });
 
   it('GGUF_MISSING_KEY for an absent required key', () => {
-    expectSyncError(() => getU32(info, 'deepseek2.block_count'), GgufError, 'GGUF_MISSING_KEY');
-    expectSyncError(() => getString(info, 'general.architecture'), GgufError, 'GGUF_MISSING_KEY');
+    expectThrow(() => getU32(info, 'deepseek2.block_count'), GgufError, 'GGUF_MISSING_KEY');
+    expectThrow(() => getString(info, 'general.architecture'), GgufError, 'GGUF_MISSING_KEY');
   });
 
   it('GGUF_BAD_VALUE for a wrong type or range', () => {
-    expectSyncError(() => getString(info, 'count'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getU32(info, 'negative'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getU32(info, 'eps'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getNumber(info, 'big'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getBool(info, 'count'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getStringArray(info, 'types'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getArray(info, 'name'), GgufError, 'GGUF_BAD_VALUE');
-    expectSyncError(() => getOptionalNumber(info, 'name'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getString(info, 'count'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getU32(info, 'negative'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getU32(info, 'eps'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getNumber(info, 'big'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getBool(info, 'count'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getStringArray(info, 'types'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getArray(info, 'name'), GgufError, 'GGUF_BAD_VALUE');
+    expectThrow(() => getOptionalNumber(info, 'name'), GgufError, 'GGUF_BAD_VALUE');
   });
 });
 

@@ -13,6 +13,7 @@ import { callNativeSync } from '../lib/errors';
 import { WeightType, quantizeRows } from '../lib/gguf/quantize';
 import { native } from '../lib/native';
 import { SynthLayout, SynthesizeOptions, synthesizeModel } from '../lib/model/synthesize';
+import { expectThrow } from './helpers/errors';
 
 // Real attention dims (kv_lora 512, rope 64, nope 128, v 128); everything else small.
 const tiny: SynthesizeOptions = {
@@ -32,17 +33,6 @@ beforeAll(() => {
 afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function expectError(fn: () => unknown, Class: new (...args: never[]) => Error, code: string): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(Class);
-  expect((error as { code?: unknown }).code).toBe(code);
-}
 
 describe('quantizeRows', () => {
   const values = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i) * 3);
@@ -65,14 +55,14 @@ describe('quantizeRows', () => {
   });
 
   test('errors: rows that do not divide the values or are not whole blocks; unsupported types', () => {
-    expectError(() => quantizeRows('Q8_0', values, 48), InvalidOptionError, 'INVALID_OPTION'); // 128 % 48
-    expectError(() => quantizeRows('Q6_0', values, 64 / 4), InvalidOptionError, 'INVALID_OPTION'); // 16 < block of 32
-    expectError(() => quantizeRows('Q8_0', values, 0), InvalidOptionError, 'INVALID_OPTION');
+    expectThrow(() => quantizeRows('Q8_0', values, 48), InvalidOptionError, 'INVALID_OPTION'); // 128 % 48
+    expectThrow(() => quantizeRows('Q6_0', values, 64 / 4), InvalidOptionError, 'INVALID_OPTION'); // 16 < block of 32
+    expectThrow(() => quantizeRows('Q8_0', values, 0), InvalidOptionError, 'INVALID_OPTION');
     // The native entry point checks the same, and rejects types that are not weight formats.
-    expectError(() => callNativeSync(() => native().quantizeRows(8, values, 48)), InvalidOptionError, 'INVALID_OPTION');
-    expectError(() => callNativeSync(() => native().quantizeRows(26, values, 32)), UnsupportedError, 'UNSUPPORTED'); // I32
-    expectError(() => callNativeSync(() => native().quantizeRows(12, values, 256)), UnsupportedError, 'UNSUPPORTED'); // Q4_K
-    expectError(
+    expectThrow(() => callNativeSync(() => native().quantizeRows(8, values, 48)), InvalidOptionError, 'INVALID_OPTION');
+    expectThrow(() => callNativeSync(() => native().quantizeRows(26, values, 32)), UnsupportedError, 'UNSUPPORTED'); // I32
+    expectThrow(() => callNativeSync(() => native().quantizeRows(12, values, 256)), UnsupportedError, 'UNSUPPORTED'); // Q4_K
+    expectThrow(
       () => callNativeSync(() => native().quantizeRows(8, new Float64Array(32) as unknown as Float32Array, 32)),
       InvalidOptionError,
       'INVALID_OPTION',
